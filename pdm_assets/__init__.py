@@ -1,0 +1,1 @@
+"""Predictive maintenance on the Azure PdM dataset as Dagster software-defined assets."""

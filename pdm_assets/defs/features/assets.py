@@ -1,0 +1,45 @@
+"""Features and labels per (machine, scoring time)."""
+
+import dagster as dg
+import pandas as pd
+
+from pdm_assets.defs.metadata import frame_metadata
+from pdm_assets.lib.features import FEATURE_COLUMNS, build_features
+from pdm_assets.lib.labels import CLASSES, build_labels
+from pdm_assets.settings import get_settings
+
+GROUP = "features"
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"})
+def features(
+    validated_telemetry: pd.DataFrame,
+    validated_errors: pd.DataFrame,
+    validated_maint: pd.DataFrame,
+    validated_machines: pd.DataFrame,
+) -> dg.MaterializeResult[pd.DataFrame]:
+    """Rolling sensor stats, error counts, hours since replacement, model and age, from data at or before t."""
+    grid = get_settings().scoring_grid_hours
+    table = build_features(validated_telemetry, validated_errors, validated_maint, validated_machines, grid_hours=grid)
+    return dg.MaterializeResult(
+        value=table,
+        metadata={**frame_metadata(table), "grid_hours": grid, "feature_count": len(FEATURE_COLUMNS)},
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"})
+def labels(features: pd.DataFrame, validated_failures: pd.DataFrame) -> dg.MaterializeResult[pd.DataFrame]:
+    """Which components fail within PDM_HORIZON_HOURS after each scoring point."""
+    horizon = get_settings().horizon_hours
+    table = build_labels(features, validated_failures, horizon)
+    counts = table["label"].value_counts().reindex(list(CLASSES), fill_value=0)
+    return dg.MaterializeResult(
+        value=table,
+        metadata={
+            **frame_metadata(table),
+            "horizon_hours": horizon,
+            "positive_rate": float(table["failure"].mean()) if len(table) else 0.0,
+            "label_counts": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
+            "multi_component_rows": int((table["failing_components"] > 1).sum()),
+        },
+    )

@@ -1,0 +1,126 @@
+"""Raw tables from the configured source, then validated frames plus a quarantine of rejected rows."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from pdm_assets.defs.metadata import frame_metadata
+from pdm_assets.lib.sources import load_raw
+from pdm_assets.lib.tables import TABLE_NAMES, RawTables, TableName
+from pdm_assets.lib.validation import ValidationOutcome, empty_quarantine, validate_table
+from pdm_assets.settings import get_settings
+
+GROUP = "ingest"
+FAILURE_CASES_SHOWN = 10
+
+
+@dg.multi_asset(
+    outs={
+        **{
+            f"raw_{name}": dg.AssetOut(group_name=GROUP, kinds={"pandas", "csv"}, description=f"The raw {name} table, as read.")
+            for name in TABLE_NAMES
+        },
+        "raw_provenance": dg.AssetOut(
+            group_name=GROUP, kinds={"python"}, description="Which source produced the raw tables, file hashes and ranges."
+        ),
+    },
+    can_subset=False,
+)
+def raw_tables(context: dg.AssetExecutionContext) -> Iterator[dg.Output[Any]]:
+    """Read the five tables from PDM_DATA_SOURCE (auto: local dir, download cache, download, synthetic)."""
+    loaded = load_raw(get_settings())
+    for warning in loaded.warnings:
+        context.log.warning(warning)
+    tables = loaded.tables
+    for name in TABLE_NAMES:
+        record = tables.records.get(name)
+        metadata: dict[str, Any] = {**frame_metadata(tables.table(name)), "data_source": tables.source}
+        if record is not None:
+            metadata |= {"location": record.location, "sha256": record.sha256, "start": str(record.start), "end": str(record.end)}
+        yield dg.Output(tables.table(name), output_name=f"raw_{name}", metadata=metadata)
+    yield dg.Output(provenance(tables, loaded.requested, loaded.warnings), output_name="raw_provenance",
+                    metadata={"data_source": tables.source, "requested": loaded.requested, "warnings": len(loaded.warnings)})
+
+
+def provenance(tables: RawTables, requested: str, warnings: list[str]) -> dict[str, Any]:
+    """A plain record of where the data came from, carried to the model and the reports."""
+    return {
+        "data_source": tables.source,
+        "requested": requested,
+        "warnings": list(warnings),
+        "files": {name: vars(record) for name, record in tables.records.items()},
+    }
+
+
+def _structure_check(outcome: ValidationOutcome) -> dg.AssetCheckResult:
+    cases = outcome.quarantine.head(FAILURE_CASES_SHOWN)
+    return dg.AssetCheckResult(
+        asset_key=f"validated_{outcome.table}",
+        check_name="structure",
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "problems": dg.MetadataValue.json(outcome.structural_problems),
+            "failure_count": len(outcome.structural_problems),
+            "first_failure_cases": dg.MetadataValue.md(cases[["raw_row", "reason"]].to_markdown(index=False)) if not outcome.passed else "none",
+        },
+    )
+
+
+@dg.multi_asset(
+    outs={
+        **{
+            f"validated_{name}": dg.AssetOut(group_name=GROUP, kinds={"pandas", "pandera"}, description=f"Typed, checked {name} rows.")
+            for name in TABLE_NAMES
+        },
+        "quarantine": dg.AssetOut(group_name=GROUP, kinds={"pandas"}, description="Rejected raw rows with the reason for each."),
+    },
+    ins={f"raw_{name}": dg.AssetIn() for name in TABLE_NAMES},
+    check_specs=[
+        *(dg.AssetCheckSpec("structure", asset=f"validated_{name}", blocking=True,
+                            description="Columns, types and rows are usable; a failure stops everything downstream.")
+          for name in TABLE_NAMES),
+        dg.AssetCheckSpec("quarantine_rate", asset="quarantine",
+                          description="Warns when more than PDM_QUARANTINE_WARN_FRACTION of rows are quarantined."),
+    ],
+    can_subset=False,
+)
+def validated_tables(**raw: pd.DataFrame) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
+    """Validate every table with its pandera model; bad rows go to quarantine, never silently away."""
+    outcomes = validate_all({name: raw[f"raw_{name}"] for name in TABLE_NAMES})
+    for name, outcome in outcomes.items():
+        yield dg.Output(
+            outcome.valid,
+            output_name=f"validated_{name}",
+            metadata={**frame_metadata(outcome.valid), "quarantined_rows": len(outcome.quarantine), "raw_rows": outcome.raw_rows},
+        )
+        yield _structure_check(outcome)
+    quarantine = pd.concat([o.quarantine for o in outcomes.values()] or [empty_quarantine()], ignore_index=True)
+    raw_rows = sum(o.raw_rows for o in outcomes.values())
+    fraction = len(quarantine) / raw_rows if raw_rows else 0.0
+    limit = get_settings().quarantine_warn_fraction
+    yield dg.Output(quarantine, output_name="quarantine", metadata={
+        "rows": len(quarantine),
+        "by_table": dg.MetadataValue.json(quarantine["table"].value_counts().to_dict()),
+        "preview": dg.MetadataValue.md(quarantine.head(20).to_markdown(index=False) if len(quarantine) else "no rows"),
+    })
+    yield dg.AssetCheckResult(
+        asset_key="quarantine",
+        check_name="quarantine_rate",
+        passed=fraction <= limit,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantined_fraction": fraction, "limit": limit, "quarantined_rows": len(quarantine)},
+    )
+
+
+def validate_all(raw: dict[TableName, pd.DataFrame]) -> dict[TableName, ValidationOutcome]:
+    """Machines first, so the other tables can be checked against known machine ids."""
+    machines = validate_table("machines", raw["machines"])
+    known = machines.valid["machineID"].tolist()
+    outcomes = {"machines": machines}
+    for name in TABLE_NAMES:
+        if name != "machines":
+            outcomes[name] = validate_table(name, raw[name], known_machines=known)
+    return {name: outcomes[name] for name in TABLE_NAMES}

@@ -1,0 +1,1 @@
+"""Plain, typed logic with no Dagster import: sources, simulation, schemas, features, labels, training."""

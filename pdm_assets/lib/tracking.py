@@ -1,0 +1,116 @@
+"""MLflow: log a fitted pipeline with its signature, register it, and move the `champion` alias."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from sklearn.pipeline import Pipeline
+
+CHAMPION_ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """Where a logged model lives: its run, URI and registered version."""
+
+    run_id: str
+    model_uri: str
+    registered_name: str
+    version: str
+
+    @property
+    def registry_uri(self) -> str:
+        return f"models:/{self.registered_name}/{self.version}"
+
+
+@contextmanager
+def tracking(tracking_uri: str) -> Iterator[MlflowClient]:
+    """Point MLflow at a store for the duration of the block, restoring the previous one after."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The experiment id, created on first use with the given artifact location."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    return str(client.create_experiment(name, artifact_location=artifact_location))
+
+
+def log_and_register(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    artifact_location: str | None,
+    registered_name: str,
+    pipeline: Pipeline,
+    input_example: pd.DataFrame,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+    model_metadata: Mapping[str, Any],
+) -> ModelRecord:
+    """Log the pipeline (signature, input example, metadata) in a new run and register a version."""
+    with tracking(tracking_uri) as client:
+        experiment_id = ensure_experiment(client, experiment, artifact_location)
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.log_params({k: str(v) for k, v in params.items()})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            mlflow.set_tags(dict(tags))
+            signature = infer_signature(input_example, pipeline.predict_proba(input_example))
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                signature=signature,
+                input_example=input_example,
+                registered_model_name=registered_name,
+                pyfunc_predict_fn="predict_proba",
+                metadata=dict(model_metadata),
+                serialization_format="cloudpickle",
+            )
+            version = str(info.registered_model_version)
+            client.set_model_version_tag(registered_name, version, "data_source", tags.get("data_source", "unknown"))
+            return ModelRecord(run.info.run_id, info.model_uri, registered_name, version)
+
+
+def log_artifact(tracking_uri: str, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+    """Attach a file to an existing run."""
+    with tracking(tracking_uri) as client:
+        client.log_artifact(run_id, str(path), artifact_path)
+
+
+def log_metrics(tracking_uri: str, run_id: str, metrics: Mapping[str, float]) -> None:
+    """Add metrics to an existing run, skipping values that are not finite numbers."""
+    with tracking(tracking_uri) as client:
+        for key, value in metrics.items():
+            if value == value and abs(value) != float("inf"):
+                client.log_metric(run_id, key, float(value))
+
+
+def set_alias(tracking_uri: str, registered_name: str, version: str, alias: str = CHAMPION_ALIAS) -> None:
+    """Point an alias (by default `champion`) at a registered version."""
+    with tracking(tracking_uri) as client:
+        client.set_registered_model_alias(registered_name, alias, version)
+
+
+def alias_version(tracking_uri: str, registered_name: str, alias: str = CHAMPION_ALIAS) -> str | None:
+    """The version an alias points at, or None when the model or alias does not exist yet."""
+    with tracking(tracking_uri) as client:
+        try:
+            return str(client.get_model_version_by_alias(registered_name, alias).version)
+        except MlflowException:
+            return None

@@ -1,0 +1,88 @@
+"""One settings object for the whole project: every knob is a `PDM_` environment variable."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DataSourceName = Literal["auto", "local", "download", "synthetic"]
+
+AZURE_BLOB_BASE_URL = "https://azuremlsampleexperiments.blob.core.windows.net/datasets"
+KAGGLE_DATASET = "arnabbiswas1/microsoft-azure-predictive-maintenance"
+
+
+class Settings(BaseSettings):
+    """Embedded defaults need no server: sqlite Dagster, sqlite MLflow, a local BentoML store."""
+
+    model_config = SettingsConfigDict(env_prefix="PDM_", extra="ignore")
+
+    # --- data sources
+    data_source: DataSourceName = "auto"
+    data_dir: Path | None = None
+    telemetry_glob: str = "PdM_telemetry*.csv"
+    raw_cache_dir: Path = Path("data/raw")
+    download_base_url: str = AZURE_BLOB_BASE_URL
+    download_timeout_seconds: float = Field(default=30.0, gt=0)
+    kaggle_dataset: str = KAGGLE_DATASET
+    synthetic_machines: int = Field(default=100, ge=1)
+    synthetic_days: int = Field(default=365, ge=2)
+    synthetic_seed: int = 42
+    synthetic_start: datetime = datetime(2015, 1, 1, 6)
+
+    # --- validation
+    quarantine_warn_fraction: float = Field(default=0.001, ge=0, le=1)
+
+    # --- features, labels, split
+    horizon_hours: int = Field(default=24, ge=1)
+    scoring_grid_hours: int = Field(default=3, ge=1, le=24)
+    train_end: datetime = datetime(2015, 9, 30, 1)
+    test_start: datetime = datetime(2015, 10, 1, 1)
+    validation_fraction: float = Field(default=0.2, gt=0, lt=0.5)
+    split_seed: int = 0
+
+    # --- model and threshold
+    cost_missed_failure: float = Field(default=50.0, gt=0)
+    cost_false_alarm: float = Field(default=1.0, gt=0)
+    negative_sample_fraction: float = Field(default=0.25, gt=0, le=1)
+    random_seed: int = 0
+
+    # --- tracking and artifacts
+    mlflow_tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    mlflow_artifact_location: str | None = None
+    mlflow_experiment: str = "pdm-assets"
+    registered_model_name: str = "pdm_failure_classifier"
+    reports_dir: Path = Path("reports")
+    bentoml_home: Path = Path("bentoml_home")
+
+    # --- serving
+    max_batch: int = Field(default=1000, ge=1)
+    max_telemetry_rows: int = Field(default=24 * 14, ge=24)
+
+    # --- operations
+    landing_dir: Path = Path("data/landing")
+
+    @model_validator(mode="after")
+    def _split_dates_are_ordered(self) -> Settings:
+        if self.test_start <= self.train_end:
+            raise ValueError(
+                f"PDM_TEST_START={self.test_start} must come after PDM_TRAIN_END={self.train_end}"
+            )
+        return self
+
+    def mlflow_artifact_root(self) -> str | None:
+        """Artifacts go beside an embedded sqlite store; a tracking server decides for itself."""
+        if self.mlflow_artifact_location:
+            return self.mlflow_artifact_location
+        if self.mlflow_tracking_uri.startswith("sqlite:///"):
+            store = Path(self.mlflow_tracking_uri.removeprefix("sqlite:///"))
+            return (store.parent / "artifacts").resolve().as_uri()
+        return None
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment now (tests change the environment between calls)."""
+    return Settings()
