@@ -34,7 +34,9 @@ def build_labels(keys: pd.DataFrame, failures: pd.DataFrame, horizon_hours: int)
         after_t = np.searchsorted(fail_keys, score_keys, side="right")
         within = np.searchsorted(fail_keys, score_keys + horizon_s, side="right") > after_t
         out[column] = within
-        next_failure = np.where(within, fail_keys[np.minimum(after_t, max(len(fail_keys) - 1, 0))], first_failure)
+        if not within.any():
+            continue
+        next_failure = np.where(within, fail_keys[np.minimum(after_t, len(fail_keys) - 1)], first_failure)
         earlier = within & (next_failure < first_failure)
         label = np.where(earlier, comp, label)
         first_failure = np.where(earlier, next_failure, first_failure)
