@@ -1,0 +1,50 @@
+# pdm-assets: `make run` materializes every asset, `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+MLFLOW_DB ?= mlruns/mlflow.db
+
+.PHONY: install run test test-fast ui mlflow-ui lint typecheck clean help
+
+help:
+	@echo "make run        install what is missing, then materialize every asset"
+	@echo "make test       run the test suite"
+	@echo "make ui         Dagster webserver + daemon on http://127.0.0.1:3000"
+	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 for the local store"
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.synced
+
+$(DAGSTER_HOME):
+	mkdir -p $(DAGSTER_HOME)
+
+run: install | $(DAGSTER_HOME)
+	$(UV) run dagster asset materialize -m pdm_assets.definitions --select '*'
+
+test: install
+	$(UV) run pytest
+
+test-fast: install
+	$(UV) run pytest -m "not container and not browser and not slow"
+
+ui: install | $(DAGSTER_HOME)
+	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+mlflow-ui: install
+	$(UV) run mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DB) -h 127.0.0.1 -p 5000
+
+lint: install
+	$(UV) run ruff check pdm_assets pdm_assets_tests bentos
+
+typecheck: install
+	$(UV) run mypy pdm_assets/lib
+
+clean:
+	rm -rf .dagster_home mlruns bentoml_home reports
