@@ -61,16 +61,21 @@ class Settings(BaseSettings):
     # --- serving
     max_batch: int = Field(default=1000, ge=1)
     max_telemetry_rows: int = Field(default=24 * 14, ge=24)
+    max_event_rows: int = Field(default=1000, ge=1)  # errors and maintenance records per history
+    container_backend: Literal["docker", "podman", "buildah"] = "podman"
 
     # --- operations
     landing_dir: Path = Path("data/landing")
+    landing_settle_seconds: float = Field(default=5.0, ge=0)  # files younger than this may still be written
+    drift_window_days: int = Field(default=7, ge=1)
+    drift_cron: str = "0 * * * *"
+    retrain_cron: str = "0 3 * * 1"
+    metrics_dir: Path = Path("reports/metrics")
 
     @model_validator(mode="after")
     def _split_dates_are_ordered(self) -> Settings:
         if self.test_start <= self.train_end:
-            raise ValueError(
-                f"PDM_TEST_START={self.test_start} must come after PDM_TRAIN_END={self.train_end}"
-            )
+            raise ValueError(f"PDM_TEST_START={self.test_start} must come after PDM_TRAIN_END={self.train_end}")
         return self
 
     def mlflow_artifact_root(self) -> str | None:

@@ -60,7 +60,15 @@ def test_whole_graph_on_a_small_synthetic_fleet(isolated_project: Path, monkeypa
     monkeypatch.setenv("PDM_SYNTHETIC_DAYS", "60")
     result = materialize_pipeline(load_defs())
     assert result.success
-    assert {"raw_telemetry", "validated_telemetry", "quarantine", "features", "labels", "model", "evaluation"} <= materialized(result)
+    assert {
+        "raw_telemetry",
+        "validated_telemetry",
+        "quarantine",
+        "features",
+        "labels",
+        "model",
+        "evaluation",
+    } <= materialized(result)
 
     report = json.loads((isolated_project / "reports" / "evaluation.json").read_text())
     assert report["data_source"] == "synthetic"
@@ -98,7 +106,9 @@ def test_a_corrupt_table_stops_everything_downstream(isolated_project: Path, mon
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_whole_graph_on_the_real_data(isolated_project: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_whole_graph_on_the_real_data(
+    isolated_project: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PDM_DATA_SOURCE", "local")
     monkeypatch.setenv("PDM_DATA_DIR", str(real_data_dir))
     result = materialize_pipeline(load_defs())
@@ -116,7 +126,10 @@ def test_dagster_definitions_validate_passes(tmp_path: Path) -> None:
     home.mkdir()
     done = subprocess.run(
         [dagster, "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**_clean_env(), "DAGSTER_HOME": str(home)},
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -56,6 +56,9 @@ class MLflowResource(dg.ConfigurableResource):
     def alias_version(self, alias: str = tracking.CHAMPION_ALIAS) -> str | None:
         return tracking.alias_version(self.tracking_uri, self.registered_model_name, alias)
 
+    def load_alias(self, alias: str = tracking.CHAMPION_ALIAS) -> tracking.LoadedModel | None:
+        return tracking.load_alias(self.tracking_uri, self.registered_model_name, alias)
+
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Every resource the definitions need, from one Settings object."""

@@ -32,7 +32,7 @@ class _Timed(pa.DataFrameModel):
 
     @pa.check("datetime", name="not_in_the_future")
     def not_in_the_future(cls, times: Series[pd.Timestamp]) -> Series[bool]:
-        return times <= pd.Timestamp.now()
+        return Series[bool](times <= pd.Timestamp.now())
 
     class Config:
         strict = True
@@ -48,7 +48,7 @@ class Telemetry(_Timed):
 
     @pa.check("datetime", name="on_the_hour")
     def on_the_hour(cls, times: Series[pd.Timestamp]) -> Series[bool]:
-        return times == times.dt.floor("h")
+        return Series[bool](times == times.dt.floor("h"))
 
     class Config:
         unique = ["machineID", "datetime"]

@@ -114,3 +114,24 @@ def alias_version(tracking_uri: str, registered_name: str, alias: str = CHAMPION
             return str(client.get_model_version_by_alias(registered_name, alias).version)
         except MlflowException:
             return None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered version loaded back: the fitted pipeline and the metadata logged with it."""
+
+    pipeline: Pipeline
+    version: str
+    metadata: dict[str, Any]
+
+
+def load_alias(tracking_uri: str, registered_name: str, alias: str = CHAMPION_ALIAS) -> LoadedModel | None:
+    """The version an alias points at, loaded, or None when there is no such alias yet."""
+    version = alias_version(tracking_uri, registered_name, alias)
+    if version is None:
+        return None
+    uri = f"models:/{registered_name}/{version}"
+    with tracking(tracking_uri):
+        pipeline = mlflow.sklearn.load_model(uri)
+        metadata = mlflow.models.get_model_info(uri).metadata or {}
+    return LoadedModel(pipeline, version, dict(metadata))

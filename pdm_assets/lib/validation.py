@@ -41,29 +41,35 @@ def empty_quarantine() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=object) for name in QUARANTINE_COLUMNS}).astype({"raw_row": "int64"})
 
 
-def validate_table(name: TableName, raw: pd.DataFrame, known_machines: Iterable[int] | None = None) -> ValidationOutcome:
+def validate_table(
+    name: TableName, raw: pd.DataFrame, known_machines: Iterable[int] | None = None
+) -> ValidationOutcome:
     """Split a raw table into valid typed rows and quarantined rows, or report why it is unusable."""
     raw = raw.reset_index(drop=True)
     problems = structural_problems(name, raw)
     if problems:
         reason = "table rejected: " + "; ".join(problems)
-        return ValidationOutcome(name, _empty_typed(name), _quarantine(name, raw, {i: [reason] for i in raw.index}), problems)
+        return ValidationOutcome(
+            name, _empty_typed(name), _quarantine(name, raw, {i: [reason] for i in raw.index}), problems
+        )
 
     typed, reasons = _coerce(name, raw)
     unusable = [column for column, failed in _coercion_failures(typed, raw, name).items() if failed]
     if unusable:
         problems = [f"column '{c}' has no value of the expected type" for c in unusable]
         reason = "table rejected: " + "; ".join(problems)
-        return ValidationOutcome(name, _empty_typed(name), _quarantine(name, raw, {i: [reason] for i in raw.index}), problems)
+        return ValidationOutcome(
+            name, _empty_typed(name), _quarantine(name, raw, {i: [reason] for i in raw.index}), problems
+        )
 
     checkable = typed.drop(index=list(reasons))
     for row, why in _schema_failures(name, checkable).items():
         reasons.setdefault(row, []).extend(why)
     if known_machines is not None and name != "machines":
         known = np.fromiter(known_machines, dtype=np.int64)
-        unknown = checkable.index[~checkable["machineID"].isin(known)]
-        for row in unknown:
-            reasons.setdefault(int(row), []).append(f"machineID {checkable.at[row, 'machineID']} is not in machines")
+        unknown = checkable.loc[~checkable["machineID"].isin(known), "machineID"]
+        for position, machine in zip(unknown.index.to_numpy(int), unknown.to_numpy(), strict=True):
+            reasons.setdefault(int(position), []).append(f"machineID {machine} is not in machines")
 
     valid = _final_dtypes(typed.drop(index=list(reasons)).reset_index(drop=True))
     return ValidationOutcome(name, valid, _quarantine(name, raw, reasons))
@@ -148,15 +154,15 @@ def _schema_failures(name: TableName, typed: pd.DataFrame) -> dict[int, list[str
 
 def _reasons_from(cases: pd.DataFrame) -> dict[int, list[str]]:
     reasons: dict[int, list[str]] = {}
-    for case in cases.itertuples(index=False):
-        if case.index is None or pd.isna(case.index):
-            raise ValueError(f"unexpected table-level failure {case.check} on {case.column}: {case.failure_case}")
+    for case in cases.to_dict(orient="records"):
+        if case["index"] is None or pd.isna(case["index"]):
+            raise ValueError(f"unexpected table-level failure {case['check']} on {case['column']}: {case['failure_case']}")
         text = (
             "duplicate of an earlier row with the same key"
-            if case.check == "multiple_fields_uniqueness"
-            else f"{case.column} {case.failure_case!r} fails {case.check}"
+            if case["check"] == "multiple_fields_uniqueness"
+            else f"{case['column']} {case['failure_case']!r} fails {case['check']}"
         )
-        row = int(case.index)
+        row = int(case["index"])
         if text not in reasons.get(row, []):
             reasons.setdefault(row, []).append(text)
     return reasons

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.metadata import frame_metadata
 from pdm_assets.lib.features import FEATURE_COLUMNS, build_features
 from pdm_assets.lib.labels import CLASSES, build_labels
@@ -11,7 +12,7 @@ from pdm_assets.settings import get_settings
 GROUP = "features"
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"})
+@dg.asset(group_name=GROUP, kinds={"pandas"}, automation_condition=SAFE_EAGER)
 def features(
     validated_telemetry: pd.DataFrame,
     validated_errors: pd.DataFrame,
@@ -27,7 +28,7 @@ def features(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"})
+@dg.asset(group_name=GROUP, kinds={"pandas"}, automation_condition=SAFE_EAGER)
 def labels(features: pd.DataFrame, validated_failures: pd.DataFrame) -> dg.MaterializeResult[pd.DataFrame]:
     """Which components fail within PDM_HORIZON_HOURS after each scoring point."""
     horizon = get_settings().horizon_hours

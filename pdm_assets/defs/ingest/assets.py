@@ -1,12 +1,16 @@
 """Raw tables from the configured source, then validated frames plus a quarantine of rejected rows."""
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
+from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.metadata import frame_metadata
+from pdm_assets.lib.landing import accept, with_landed
 from pdm_assets.lib.sources import load_raw
 from pdm_assets.lib.tables import TABLE_NAMES, RawTables, TableName
 from pdm_assets.lib.validation import ValidationOutcome, empty_quarantine, validate_table
@@ -16,32 +20,63 @@ GROUP = "ingest"
 FAILURE_CASES_SHOWN = 10
 
 
+class RawTablesConfig(dg.Config):
+    """Set by the landing sensor: files in the landing folder to move to processed/ and append."""
+
+    landed_files: list[str] = Field(default_factory=list)
+
+
 @dg.multi_asset(
     outs={
         **{
-            f"raw_{name}": dg.AssetOut(group_name=GROUP, kinds={"pandas", "csv"}, description=f"The raw {name} table, as read.")
+            f"raw_{name}": dg.AssetOut(
+                group_name=GROUP, kinds={"pandas", "csv"}, description=f"The raw {name} table, as read."
+            )
             for name in TABLE_NAMES
         },
         "raw_provenance": dg.AssetOut(
-            group_name=GROUP, kinds={"python"}, description="Which source produced the raw tables, file hashes and ranges."
+            group_name=GROUP,
+            kinds={"python"},
+            description="Which source produced the raw tables, file hashes and ranges.",
         ),
     },
     can_subset=False,
 )
-def raw_tables(context: dg.AssetExecutionContext) -> Iterator[dg.Output[Any]]:
-    """Read the five tables from PDM_DATA_SOURCE (auto: local dir, download cache, download, synthetic)."""
-    loaded = load_raw(get_settings())
+def raw_tables(context: dg.AssetExecutionContext, config: RawTablesConfig) -> Iterator[dg.Output[Any]]:
+    """The five tables from PDM_DATA_SOURCE plus every landed file, deduplicated on the natural key."""
+    settings = get_settings()
+    loaded = load_raw(settings)
     for warning in loaded.warnings:
         context.log.warning(warning)
-    tables = loaded.tables
+    for name in config.landed_files:
+        path = Path(name)
+        if path.exists():
+            context.log.info(f"landed file {path.name} kept as {accept(path)}")
+        else:
+            context.log.warning(f"landed file {path} is gone: already processed by an earlier run?")
+    tables, appended = with_landed(loaded.tables, settings.landing_dir)
     for name in TABLE_NAMES:
         record = tables.records.get(name)
         metadata: dict[str, Any] = {**frame_metadata(tables.table(name)), "data_source": tables.source}
         if record is not None:
-            metadata |= {"location": record.location, "sha256": record.sha256, "start": str(record.start), "end": str(record.end)}
+            metadata |= {
+                "location": record.location,
+                "sha256": record.sha256,
+                "start": str(record.start),
+                "end": str(record.end),
+            }
+        metadata["landed_rows"] = appended.get(name, 0)
         yield dg.Output(tables.table(name), output_name=f"raw_{name}", metadata=metadata)
-    yield dg.Output(provenance(tables, loaded.requested, loaded.warnings), output_name="raw_provenance",
-                    metadata={"data_source": tables.source, "requested": loaded.requested, "warnings": len(loaded.warnings)})
+    record = provenance(tables, loaded.requested, loaded.warnings) | {"landed_rows": appended}
+    yield dg.Output(
+        record,
+        output_name="raw_provenance",
+        metadata={
+            "data_source": tables.source,
+            "requested": loaded.requested,
+            "warnings": len(loaded.warnings),
+        },
+    )
 
 
 def provenance(tables: RawTables, requested: str, warnings: list[str]) -> dict[str, Any]:
@@ -64,7 +99,9 @@ def _structure_check(outcome: ValidationOutcome) -> dg.AssetCheckResult:
         metadata={
             "problems": dg.MetadataValue.json(outcome.structural_problems),
             "failure_count": len(outcome.structural_problems),
-            "first_failure_cases": dg.MetadataValue.md(cases[["raw_row", "reason"]].to_markdown(index=False)) if not outcome.passed else "none",
+            "first_failure_cases": dg.MetadataValue.md(cases[["raw_row", "reason"]].to_markdown(index=False))
+            if not outcome.passed
+            else "none",
         },
     )
 
@@ -72,18 +109,37 @@ def _structure_check(outcome: ValidationOutcome) -> dg.AssetCheckResult:
 @dg.multi_asset(
     outs={
         **{
-            f"validated_{name}": dg.AssetOut(group_name=GROUP, kinds={"pandas", "pandera"}, description=f"Typed, checked {name} rows.")
+            f"validated_{name}": dg.AssetOut(
+                group_name=GROUP,
+                kinds={"pandas", "pandera"},
+                description=f"Typed, checked {name} rows.",
+                automation_condition=SAFE_EAGER,
+            )
             for name in TABLE_NAMES
         },
-        "quarantine": dg.AssetOut(group_name=GROUP, kinds={"pandas"}, description="Rejected raw rows with the reason for each."),
+        "quarantine": dg.AssetOut(
+            group_name=GROUP,
+            kinds={"pandas"},
+            description="Rejected raw rows with the reason for each.",
+            automation_condition=SAFE_EAGER,
+        ),
     },
     ins={f"raw_{name}": dg.AssetIn() for name in TABLE_NAMES},
     check_specs=[
-        *(dg.AssetCheckSpec("structure", asset=f"validated_{name}", blocking=True,
-                            description="Columns, types and rows are usable; a failure stops everything downstream.")
-          for name in TABLE_NAMES),
-        dg.AssetCheckSpec("quarantine_rate", asset="quarantine",
-                          description="Warns when more than PDM_QUARANTINE_WARN_FRACTION of rows are quarantined."),
+        *(
+            dg.AssetCheckSpec(
+                "structure",
+                asset=f"validated_{name}",
+                blocking=True,
+                description="Columns, types and rows are usable; a failure stops everything downstream.",
+            )
+            for name in TABLE_NAMES
+        ),
+        dg.AssetCheckSpec(
+            "quarantine_rate",
+            asset="quarantine",
+            description="Warns when more than PDM_QUARANTINE_WARN_FRACTION of rows are quarantined.",
+        ),
     ],
     can_subset=False,
 )
@@ -94,18 +150,28 @@ def validated_tables(**raw: pd.DataFrame) -> Iterator[dg.Output[Any] | dg.AssetC
         yield dg.Output(
             outcome.valid,
             output_name=f"validated_{name}",
-            metadata={**frame_metadata(outcome.valid), "quarantined_rows": len(outcome.quarantine), "raw_rows": outcome.raw_rows},
+            metadata={
+                **frame_metadata(outcome.valid),
+                "quarantined_rows": len(outcome.quarantine),
+                "raw_rows": outcome.raw_rows,
+            },
         )
         yield _structure_check(outcome)
     quarantine = pd.concat([o.quarantine for o in outcomes.values()] or [empty_quarantine()], ignore_index=True)
     raw_rows = sum(o.raw_rows for o in outcomes.values())
     fraction = len(quarantine) / raw_rows if raw_rows else 0.0
     limit = get_settings().quarantine_warn_fraction
-    yield dg.Output(quarantine, output_name="quarantine", metadata={
-        "rows": len(quarantine),
-        "by_table": dg.MetadataValue.json(quarantine["table"].value_counts().to_dict()),
-        "preview": dg.MetadataValue.md(quarantine.head(20).to_markdown(index=False) if len(quarantine) else "no rows"),
-    })
+    yield dg.Output(
+        quarantine,
+        output_name="quarantine",
+        metadata={
+            "rows": len(quarantine),
+            "by_table": dg.MetadataValue.json(quarantine["table"].value_counts().to_dict()),
+            "preview": dg.MetadataValue.md(
+                quarantine.head(20).to_markdown(index=False) if len(quarantine) else "no rows"
+            ),
+        },
+    )
     yield dg.AssetCheckResult(
         asset_key="quarantine",
         check_name="quarantine_rate",

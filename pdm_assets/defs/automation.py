@@ -1,0 +1,29 @@
+"""Declarative automation shared by the stages: refresh on new data, never past a failed blocking check."""
+
+import dagster as dg
+
+from pdm_assets.settings import get_settings
+
+# eager() alone would also run after an upstream blocking check failed.
+SAFE_EAGER = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+# A challenger is trained when a check on an upstream asset (the drift check on features) newly fails,
+# or on the weekly schedule; never while upstream is missing or being refreshed.
+RETRAIN = (
+    (
+        dg.AutomationCondition.any_deps_match(
+            dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed().newly_true())
+        )
+        | dg.AutomationCondition.on_cron(get_settings().retrain_cron)
+    )
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+)
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates every asset's automation condition: refreshes after new data, retrains after drift.",
+)

@@ -1,0 +1,66 @@
+"""The drift check on features: the latest window against the champion's training data."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from pdm_assets.defs.resources import MLflowResource
+from pdm_assets.lib.drift import drift_report, drift_windows, prometheus_text
+from pdm_assets.lib.features import FEATURE_COLUMNS
+from pdm_assets.lib.train import failure_probability, predict_components
+from pdm_assets.settings import get_settings
+
+MAX_REFERENCE_ROWS = 20_000
+WORST_SHOWN = 10
+
+# After every refresh of features, and on the clock even when no data arrives.
+DRIFT_CHECK_CONDITION = dg.AutomationCondition.any_deps_updated().since_last_handled() | dg.AutomationCondition.on_cron(
+    get_settings().drift_cron
+)
+
+
+@dg.asset_check(
+    asset="features",
+    name="drift",
+    blocking=False,
+    automation_condition=DRIFT_CHECK_CONDITION,
+    description="PSI and KS per feature and the alert-rate shift: recent window vs the champion's training data.",
+)
+def features_drift(features: pd.DataFrame, mlflow: MLflowResource) -> dg.AssetCheckResult:
+    """Warns (never blocks) when the recent window has drifted from what the champion was trained on."""
+    settings = get_settings()
+    champion = mlflow.load_alias()
+    if champion is None:
+        return dg.AssetCheckResult(passed=True, metadata={"status": "no champion yet: nothing to compare with"})
+    meta = champion.metadata
+    reference, current = drift_windows(
+        features,
+        meta["training_start"],
+        meta["training_end"],
+        settings.drift_window_days,
+        MAX_REFERENCE_ROWS,
+        settings.random_seed,
+    )
+    columns = list(meta.get("feature_columns", FEATURE_COLUMNS))
+
+    def score(frame: pd.DataFrame) -> np.ndarray:
+        return failure_probability(predict_components(champion.pipeline, frame[columns]))
+
+    numeric = [c for c in columns if c != "model"]
+    report = drift_report(reference, current, numeric, score(reference), score(current), float(meta["threshold"]))
+    settings.metrics_dir.mkdir(parents=True, exist_ok=True)
+    (settings.metrics_dir / "pdm_drift.prom").write_text(prometheus_text(report))
+    return dg.AssetCheckResult(
+        passed=not report.drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "champion_version": champion.version,
+            "max_psi": report.max_psi,
+            "reference_alert_rate": report.reference_alert_rate,
+            "current_alert_rate": report.current_alert_rate,
+            "alert_rate_ratio": report.alert_rate_ratio,
+            "reference_rows": report.reference_rows,
+            "current_rows": report.current_rows,
+            "worst_features": dg.MetadataValue.md(report.worst(WORST_SHOWN).to_markdown(index=False, floatfmt=".4g")),
+        },
+    )
