@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 MLFLOW_DB ?= mlruns/mlflow.db
 
-.PHONY: install run test test-fast ui mlflow-ui lint typecheck clean help
+.PHONY: install run test test-fast ui mlflow-ui lint typecheck clean help rollback champion
 
 help:
 	@echo "make run        install what is missing, then materialize every asset"
@@ -48,3 +48,10 @@ typecheck: install
 
 clean:
 	rm -rf .dagster_home mlruns bentoml_home reports
+
+rollback: install
+	@test -n "$(VERSION)" || { echo "usage: make rollback VERSION=n"; exit 2; }
+	$(UV) run python -m pdm_assets.cli rollback --version "$(VERSION)"
+
+champion: install
+	$(UV) run python -m pdm_assets.cli champion

@@ -50,8 +50,8 @@ class MLflowResource(dg.ConfigurableResource):
     def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> None:
         tracking.log_metrics(self.tracking_uri, run_id, metrics)
 
-    def set_alias(self, version: str, alias: str = tracking.CHAMPION_ALIAS) -> None:
-        tracking.set_alias(self.tracking_uri, self.registered_model_name, version, alias)
+    def set_alias(self, version: str, alias: str = tracking.CHAMPION_ALIAS, reason: str = "") -> None:
+        tracking.set_alias(self.tracking_uri, self.registered_model_name, version, alias, reason)
 
     def alias_version(self, alias: str = tracking.CHAMPION_ALIAS) -> str | None:
         return tracking.alias_version(self.tracking_uri, self.registered_model_name, alias)

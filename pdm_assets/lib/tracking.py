@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,10 +103,34 @@ def log_metrics(tracking_uri: str, run_id: str, metrics: Mapping[str, float]) ->
                 client.log_metric(run_id, key, float(value))
 
 
-def set_alias(tracking_uri: str, registered_name: str, version: str, alias: str = CHAMPION_ALIAS) -> None:
-    """Point an alias (by default `champion`) at a registered version."""
+HISTORY_TAG = "alias_history"
+
+
+def set_alias(
+    tracking_uri: str, registered_name: str, version: str, alias: str = CHAMPION_ALIAS, reason: str = ""
+) -> None:
+    """Point an alias (by default `champion`) at a registered version, appending to the alias history tag."""
     with tracking(tracking_uri) as client:
+        client.get_model_version(registered_name, version)  # raises with a clear message if it does not exist
         client.set_registered_model_alias(registered_name, alias, version)
+        history = _history(client, registered_name)
+        history.append({"alias": alias, "version": version, "at": datetime.now(UTC).isoformat(), "reason": reason})
+        client.set_registered_model_tag(registered_name, HISTORY_TAG, json.dumps(history[-HISTORY_KEPT:]))
+
+
+def alias_history(tracking_uri: str, registered_name: str) -> list[dict[str, str]]:
+    """Every alias move recorded by set_alias, oldest first."""
+    with tracking(tracking_uri) as client:
+        return _history(client, registered_name)
+
+
+HISTORY_KEPT = 100  # MLflow tag values are bounded in size
+
+
+def _history(client: MlflowClient, registered_name: str) -> list[dict[str, str]]:
+    tags = client.get_registered_model(registered_name).tags
+    loaded: list[dict[str, str]] = json.loads(tags.get(HISTORY_TAG, "[]"))
+    return loaded
 
 
 def alias_version(tracking_uri: str, registered_name: str, alias: str = CHAMPION_ALIAS) -> str | None:
