@@ -31,6 +31,14 @@ def run(defs: dg.Definitions, instance: dg.DagsterInstance, selection: dg.AssetS
     )
 
 
+def report_check(instance: dg.DagsterInstance, asset: str, check: str, *, passed: bool) -> None:
+    """Record a check result as if a run had produced it."""
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey(asset), check_name=check, passed=passed, severity=dg.AssetCheckSeverity.ERROR
+    )
+    instance.report_runless_asset_event(evaluation)
+
+
 def test_new_raw_data_refreshes_downstream(small_fleet: dg.Definitions) -> None:
     with dg.instance_for_test() as instance:
         assert run(small_fleet, instance, INGEST_AND_FEATURES).success
@@ -47,32 +55,16 @@ def test_new_raw_data_refreshes_downstream(small_fleet: dg.Definitions) -> None:
         assert not requested(third) & {"validated_telemetry", "features"}  # requested once, not every tick
 
 
-def test_a_failed_blocking_check_stops_the_refresh(
-    small_fleet: dg.Definitions, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_blocking_check_stops_the_refresh(small_fleet: dg.Definitions) -> None:
     with dg.instance_for_test() as instance:
         assert run(small_fleet, instance, INGEST_AND_FEATURES).success
         first = dg.evaluate_automation_conditions(small_fleet, instance)
 
-        instance.report_runless_asset_event(
-            dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey("validated_telemetry"),
-                check_name="structure",
-                passed=False,
-                severity=dg.AssetCheckSeverity.ERROR,
-            )
-        )
+        report_check(instance, "validated_telemetry", "structure", passed=False)
         instance.report_runless_asset_event(dg.AssetMaterialization("validated_telemetry"))
         second = dg.evaluate_automation_conditions(small_fleet, instance, cursor=first.cursor)
         assert "features" not in requested(second)
 
-        instance.report_runless_asset_event(
-            dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey("validated_telemetry"),
-                check_name="structure",
-                passed=True,
-                severity=dg.AssetCheckSeverity.ERROR,
-            )
-        )
+        report_check(instance, "validated_telemetry", "structure", passed=True)
         third = dg.evaluate_automation_conditions(small_fleet, instance, cursor=second.cursor)
         assert "features" in requested(third)
