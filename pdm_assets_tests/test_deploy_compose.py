@@ -1,0 +1,233 @@
+"""deploy/compose.yaml: consistent on paper (healthchecks, loopback ports, mounts, the names Prometheus
+and Grafana use), and, with podman, the part built from this repository brought up and answering."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+COMPOSE_FILE = DEPLOY / "compose.yaml"
+COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+REQUIRED = {"code-location", "dagster-webserver", "dagster-daemon", "postgres", "mlflow", "pdm-service",
+            "prometheus", "grafana"}
+# Everything that needs no image from a registry: built from this repository (or by bentoml containerize).
+LOCAL_SUBSET = ["code-location", "dagster-webserver", "dagster-daemon", "pdm-service", "prometheus",
+                "drift-exporter"]
+
+
+def test_every_part_of_the_stack_is_there() -> None:
+    assert set(SERVICES) >= REQUIRED
+
+
+def test_healthchecks_use_the_cmd_shell_form() -> None:
+    for name, service in SERVICES.items():
+        test = service["healthcheck"]["test"]
+        assert isinstance(test, list) and test[0] == "CMD-SHELL" and len(test) == 2, name
+
+
+def test_ports_listen_on_loopback_only() -> None:
+    for name, service in SERVICES.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond this machine"
+
+
+def test_mounts_exist_and_volumes_are_declared() -> None:
+    declared = set(COMPOSE.get("volumes") or {})
+    for name, service in SERVICES.items():
+        for mount in service.get("volumes", []):
+            source = mount.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (DEPLOY / source).exists(), f"{name} mounts {source}, which does not exist"
+            else:
+                assert source in declared, f"{name} uses an undeclared volume {source}"
+        build = service.get("build")
+        if build:
+            assert (DEPLOY / build["context"] / build.get("dockerfile", "Dockerfile")).exists(), name
+
+
+def test_prometheus_and_grafana_reach_the_services_by_their_compose_names() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {j["job_name"]: t for j in config["scrape_configs"] for s in j["static_configs"] for t in s["targets"]}
+    for job in ("pdm-service", "pdm-drift"):
+        host, port = targets[job].split(":")
+        assert host in SERVICES, f"{job} scrapes {host}, not a compose service"
+        command = " ".join(SERVICES[host].get("command", []))
+        assert port in command or port == "3000", f"{host} does not listen on {port}"
+    datasource = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    workspace = yaml.safe_load((DEPLOY / "dagster" / "workspace.yaml").read_text())
+    server = workspace["load_from"][0]["grpc_server"]
+    assert server["host"] == "code-location"
+    dockerfile = ROOT / "Dockerfile"
+    if dockerfile.exists():
+        assert f"-p\", \"{server['port']}\"" in dockerfile.read_text(), "the code server listens elsewhere"
+
+
+def test_the_service_runs_read_only_like_on_kubernetes() -> None:
+    service = SERVICES["pdm-service"]
+    assert service["read_only"] is True
+    assert "/tmp" in service["tmpfs"]
+    assert service["environment"]["BENTOML_HOME"].startswith("/tmp/")
+
+
+def test_podman_compose_turns_every_service_into_a_container(tmp_path: Path) -> None:
+    """`podman-compose --dry-run up` parses and interpolates the file and prints each `podman run`."""
+    binary = shutil.which("podman-compose")
+    if binary is None or shutil.which("podman") is None:
+        pytest.skip("podman-compose is not installed (Debian package podman-compose)")
+    project = f"pdmdry{os.getpid()}"
+    try:
+        done = subprocess.run([binary, "--dry-run", "-p", project, "-f", str(COMPOSE_FILE), "up", "-d", "--no-build"],
+                              capture_output=True, text=True, timeout=120, check=False)
+    finally:  # the dry run still creates the network and volumes
+        for volume in COMPOSE.get("volumes") or {}:
+            subprocess.run(["podman", "volume", "rm", "-f", f"{project}_{volume}"], capture_output=True, check=False)
+        subprocess.run(["podman", "network", "rm", "-f", f"{project}_default"], capture_output=True, check=False)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    runs = [line for line in done.stdout.splitlines() if line.startswith("podman run ")]
+    names = {line.split("--name=", 1)[1].split()[0] for line in runs}
+    assert names == {f"{project}_{service}_1" for service in SERVICES}
+    assert all("--healthcheck-command /bin/sh -c" in line for line in runs)
+    assert "${" not in done.stdout, "an unresolved variable"
+
+
+# --- the local part of the stack, for real -------------------------------------------------------------
+
+
+def run(*args: str, timeout: float = 900, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
+    if check and done.returncode != 0:
+        raise AssertionError(f"`{' '.join(args)}` exited {done.returncode}:\n{(done.stdout + done.stderr)[-4000:]}")
+    return done
+
+
+def engine_ready() -> None:
+    for tool in ("podman", "podman-compose"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (../shared/tools/container-engine-setup.sh)")
+    if run("podman", "image", "exists", "docker.io/library/python:3.11-slim", check=False).returncode != 0:
+        pytest.skip("no python:3.11-slim image (../shared/tools/container-engine-setup.sh builds the stand-in)")
+
+
+def build(image: str, context: Path, containerfile: Path) -> None:
+    run("podman", "build", "--pull=never", "--format", "docker", "-t", image, "-f", str(containerfile), str(context),
+        timeout=1800)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, predicate: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (requests.RequestException, OSError, ValueError, KeyError, IndexError) as error:
+            last = error
+        time.sleep(2)
+    raise AssertionError(f"{what}: not after {timeout:.0f} s (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def service_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`bentoml containerize` of the serving tests' session bento (PDM_OPS_SERVICE_IMAGE: an image built before)."""
+    engine_ready()
+    given = os.environ.get("PDM_OPS_SERVICE_IMAGE")
+    if given:
+        return given
+    from serving_support import trained_project
+
+    project = trained_project(tmp_path_factory)
+    image = "localhost/pdm_service:compose-test"
+    run(str(Path(sys.executable).parent / "bentoml"), "containerize", project.bento["tag"], "--backend", "podman",
+        "-t", image, env={**os.environ, "BENTOML_HOME": str(project.bentoml_home.resolve())}, timeout=1800)
+    return image
+
+
+@pytest.fixture
+def local_stack(service_image: str) -> Iterator[dict[str, int]]:
+    code_image = "localhost/pdm-assets-code:compose-test"
+    build(code_image, ROOT, ROOT / "Dockerfile")
+    build("localhost/pdm-prometheus:latest", DEPLOY / "containers" / "prometheus",
+          DEPLOY / "containers" / "prometheus" / "Containerfile")
+    ports = {"service": free_port(), "prometheus": free_port(), "dagster": free_port()}
+    project = f"pdmtest{os.getpid()}"
+    env = {**os.environ, "PDM_CODE_IMAGE": code_image, "PDM_SERVICE_IMAGE": service_image,
+           "PDM_SERVICE_PORT": str(ports["service"]), "PDM_PROMETHEUS_PORT": str(ports["prometheus"]),
+           "PDM_DAGSTER_PORT": str(ports["dagster"])}
+    compose = ["podman-compose", "-p", project, "-f", str(COMPOSE_FILE)]
+    try:
+        run(*compose, "up", "-d", "--no-build", *LOCAL_SUBSET, env=env, timeout=600)
+        yield {**ports, "project": project}  # type: ignore[dict-item]
+    finally:
+        run(*compose, "down", "-v", env=env, timeout=300, check=False)
+        volumes = run("podman", "volume", "ls", "-q", "--filter", f"label=io.podman.compose.project={project}",
+                      check=False).stdout.split()
+        if volumes:
+            run("podman", "volume", "rm", "-f", *volumes, check=False)
+        run("podman", "network", "rm", "-f", f"{project}_default", check=False)
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_the_local_stack_comes_up_and_answers(local_stack: dict[str, Any]) -> None:
+    service = f"http://127.0.0.1:{local_stack['service']}"
+    prometheus = f"http://127.0.0.1:{local_stack['prometheus']}"
+    dagster = f"http://127.0.0.1:{local_stack['dagster']}"
+
+    # the bento service, non-root on a read-only root filesystem
+    wait_for("pdm-service /readyz", lambda: requests.get(f"{service}/readyz", timeout=5).status_code == 200, 240)
+    card = requests.get(f"{service}/model", timeout=10).json()
+    assert card["registered_name"] and card["threshold"] > 0
+
+    # Prometheus scrapes it (and the drift exporter) by compose service name
+    def up(job: str) -> bool:
+        result = requests.get(f"{prometheus}/api/v1/query", params={"query": f'up{{job="{job}"}}'},
+                              timeout=5).json()["data"]["result"]
+        return bool(result) and result[0]["value"][1] == "1"
+
+    wait_for("Prometheus scraping pdm-service", lambda: up("pdm-service"), 120)
+    wait_for("Prometheus scraping the drift exporter", lambda: up("pdm-drift"), 120)
+    rules = requests.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    assert {g["name"] for g in rules} >= {"pdm-service-recording", "pdm-service-alerts"}
+
+    # the Dagster webserver has loaded the code location over gRPC
+    query = {"query": "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"}
+
+    def location_loaded() -> bool:
+        answer = requests.post(f"{dagster}/graphql", json=query, timeout=10).json()
+        entries = answer["data"]["workspaceOrError"]["locationEntries"]
+        return any(e["name"] == "pdm_assets" and e["loadStatus"] == "LOADED" for e in entries)
+
+    wait_for("the webserver loading pdm_assets", location_loaded, 240)
+
+    # every container's own healthcheck passes (podman runs none by itself without systemd)
+    def healthy(service_name: str) -> bool:
+        name = f"{local_stack['project']}_{service_name}_1"
+        return run("podman", "healthcheck", "run", name, check=False).returncode == 0
+
+    for name in LOCAL_SUBSET:
+        wait_for(f"{name} healthcheck", lambda n=name: healthy(n), 180)
+    print(json.dumps({"healthy": LOCAL_SUBSET}))

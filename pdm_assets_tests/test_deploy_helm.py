@@ -1,0 +1,99 @@
+"""Helm values for Dagster's official chart: the keys the chart accepts, the K8sRunLauncher, an external
+Postgres, and a code location that is this project's image and module (no cluster or chart needed)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HELM = ROOT / "deploy" / "helm"
+VALUES = yaml.safe_load((HELM / "dagster-values.yaml").read_text())
+SETTINGS_MAP = yaml.safe_load((HELM / "pdm-settings.yaml").read_text())
+
+# Field names of the chart's values schema (helm/dagster/schema in dagster's repository, 1.13 series):
+# the top level, a user deployment, and the K8sRunLauncher config (which the chart's schema closes).
+CHART_TOP_LEVEL = {
+    "dagsterWebserver", "dagster-user-deployments", "postgresql", "generatePostgresqlPasswordSecret",
+    "generateCeleryConfigSecret", "rabbitmq", "redis", "flower", "ingress", "imagePullSecrets",
+    "computeLogManager", "scheduler", "runLauncher", "pythonLogs", "dagsterDaemon", "busybox", "migrate",
+    "telemetry", "serviceAccount", "global", "retention", "additionalInstanceConfig",
+}
+USER_DEPLOYMENT = {
+    "name", "image", "dagsterApiGrpcArgs", "codeServerArgs", "includeConfigInLaunchedRuns", "port", "env",
+    "envConfigMaps", "envSecrets", "annotations", "nodeSelector", "affinity", "tolerations",
+    "podSecurityContext", "securityContext", "resources", "livenessProbe", "readinessProbe", "startupProbe",
+    "labels", "volumeMounts", "volumes", "schedulerName",
+}
+K8S_RUN_LAUNCHER = {
+    "image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile", "envConfigMaps",
+    "envSecrets", "envVars", "volumeMounts", "volumes", "labels", "failPodOnRunFailure", "resources",
+    "schedulerName", "securityContext", "runK8sConfig",
+}
+RUN_K8S_CONFIG = {"containerConfig", "podSpecConfig", "podTemplateSpecMetadata", "jobSpecConfig", "jobMetadata"}
+
+
+def deployments() -> list[dict[str, Any]]:
+    return list(VALUES["dagster-user-deployments"]["deployments"])
+
+
+def test_only_keys_the_chart_knows() -> None:
+    assert set(VALUES) <= CHART_TOP_LEVEL, set(VALUES) - CHART_TOP_LEVEL
+    for deployment in deployments():
+        assert set(deployment) <= USER_DEPLOYMENT, set(deployment) - USER_DEPLOYMENT
+    launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+    assert set(launcher) <= K8S_RUN_LAUNCHER, set(launcher) - K8S_RUN_LAUNCHER
+    assert set(launcher["runK8sConfig"]) <= RUN_K8S_CONFIG
+
+
+def test_runs_are_kubernetes_jobs_and_storage_is_an_external_postgres() -> None:
+    assert VALUES["runLauncher"]["type"] == "K8sRunLauncher"
+    postgres = VALUES["postgresql"]
+    assert postgres["enabled"] is False and postgres["postgresqlHost"]
+    assert postgres["postgresqlPassword"] == "", "the password belongs in a Secret, not in values"
+    assert VALUES["generatePostgresqlPasswordSecret"] is False
+    assert VALUES["global"]["postgresqlSecretName"]
+    assert VALUES["rabbitmq"]["enabled"] is False and VALUES["redis"]["enabled"] is False
+
+
+def test_the_code_location_is_this_project() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    module = pyproject["tool"]["dagster"]["module_name"]
+    (deployment,) = deployments()
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", module]
+    assert deployment["image"]["tag"] not in {"latest", ""}, "runs must use the exact image of their location"
+    dockerfile = (ROOT / "Dockerfile").read_text() if (ROOT / "Dockerfile").exists() else ""
+    if not dockerfile:
+        pytest.skip("no top-level Dockerfile yet")
+    uid = re.search(r"--uid (\d+)", dockerfile)
+    assert uid, "the Dockerfile creates no user with a fixed uid"
+    assert deployment["podSecurityContext"]["runAsUser"] == int(uid.group(1))
+    run_pod = VALUES["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["podSpecConfig"]
+    assert run_pod["securityContext"]["runAsUser"] == int(uid.group(1))
+
+
+def test_settings_reach_the_location_and_its_runs() -> None:
+    name = SETTINGS_MAP["metadata"]["name"]
+    launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+    (deployment,) = deployments()
+    assert {"name": name} in deployment["envConfigMaps"]
+    assert {"name": name} in launcher["envConfigMaps"]
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+
+
+def test_the_settings_configmap_is_valid_and_names_real_settings() -> None:
+    import kubernetes_validate
+
+    from pdm_assets.settings import Settings
+
+    kubernetes_validate.validate(SETTINGS_MAP, "1.37.0", strict=True)
+    known = {f"PDM_{field.upper()}" for field in Settings.model_fields}
+    assert set(SETTINGS_MAP["data"]) <= known, set(SETTINGS_MAP["data"]) - known
+    assert SETTINGS_MAP["data"]["PDM_MLFLOW_TRACKING_URI"].startswith("http")
+    # the values the settings class would parse are valid for it
+    Settings.model_validate({k.removeprefix("PDM_").lower(): v for k, v in SETTINGS_MAP["data"].items()})
