@@ -5,13 +5,17 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 MLFLOW_DB ?= mlruns/mlflow.db
 
-.PHONY: install run test test-fast ui mlflow-ui lint typecheck clean help rollback champion
+.PHONY: install run test test-fast ui mlflow-ui lint typecheck clean help rollback champion up down load
 
 help:
 	@echo "make run        install what is missing, then materialize every asset"
 	@echo "make test       run the test suite"
 	@echo "make ui         Dagster webserver + daemon on http://127.0.0.1:3000"
 	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 for the local store"
+	@echo "make up         local stack: Dagster, MLflow+Postgres, service, Prometheus, Grafana (deploy/compose.yaml)"
+	@echo "make down       stop the local stack"
+	@echo "make load       Locust, 50 rps for 60 s against bentoml serve on loopback, results asserted"
+	@echo "make rollback VERSION=n   move the champion alias back to version n"
 
 $(UV):
 	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
@@ -55,3 +59,12 @@ rollback: install
 
 champion: install
 	$(UV) run python -m pdm_assets.cli champion
+
+up: install
+	UV=$(UV) deploy/scripts/stack.sh up
+
+down:
+	deploy/scripts/stack.sh down
+
+load: install
+	$(UV) run pytest -q -s -p no:cacheprovider pdm_assets_tests/test_ops_service.py -k locust
