@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     cost_false_alarm: float = Field(default=1.0, gt=0)
     negative_sample_fraction: float = Field(default=0.25, gt=0, le=1)
     random_seed: int = 0
+    # OpenMP threads for fitting and scoring in training/evaluation: on 2 shared cores more threads spin-wait.
+    training_threads: int = Field(default=1, ge=1)
 
     # --- tracking and artifacts
     mlflow_tracking_uri: str = "sqlite:///mlruns/mlflow.db"
