@@ -18,7 +18,9 @@ from pdm_assets.lib.tables import SENSORS
 T0 = pd.Timestamp("2015-01-01 00:00")
 
 
-def telemetry(hours: int, machine: int = 1, volt: list[float] | None = None, missing: tuple[int, ...] = ()) -> pd.DataFrame:
+def telemetry(
+    hours: int, machine: int = 1, volt: list[float] | None = None, missing: tuple[int, ...] = ()
+) -> pd.DataFrame:
     """Hourly readings from T0; volt = hour index unless given; other sensors constant."""
     rows = [h for h in range(hours) if h not in missing]
     values = volt if volt is not None else [float(h) for h in range(hours)]
@@ -36,7 +38,11 @@ def telemetry(hours: int, machine: int = 1, volt: list[float] | None = None, mis
 
 def events(rows: list[tuple[int, str]], column: str, machine: int = 1) -> pd.DataFrame:
     return pd.DataFrame(
-        {"datetime": [T0 + pd.Timedelta(hours=h) for h, _ in rows], "machineID": machine, column: [v for _, v in rows]}
+        {
+            "datetime": [T0 + pd.Timedelta(hours=h) for h, _ in rows],
+            "machineID": machine,
+            column: [v for _, v in rows],
+        }
     ).astype({"datetime": "datetime64[ns]"})
 
 
@@ -141,18 +147,27 @@ def test_no_feature_at_t_depends_on_anything_after_t() -> None:
     rng = np.random.default_rng(0)
     hours = 24 * 10
     tele = pd.concat([telemetry(hours, m, volt=list(rng.normal(170, 15, hours))) for m in (1, 2)])
-    errs = pd.concat([events([(h, f"error{1 + h % 5}")], "errorID", m) for m in (1, 2) for h in range(5, hours, 17)])
-    maint = pd.concat([events([(h, f"comp{1 + h % 4}")], "comp", m) for m in (1, 2) for h in range(0, hours, 31)])
+    errs = pd.concat(
+        [events([(h, f"error{1 + h % 5}")], "errorID", m) for m in (1, 2) for h in range(5, hours, 17)]
+    )
+    maint = pd.concat(
+        [events([(h, f"comp{1 + h % 4}")], "comp", m) for m in (1, 2) for h in range(0, hours, 31)]
+    )
     base = build_features(tele, errs, maint, MACHINES, grid_hours=3)
     for cutoff_hour in (60, 123, 200):
         cutoff = T0 + pd.Timedelta(hours=cutoff_hour)
         changed = build_features(
-            _perturb_after(tele, cutoff, rng), _perturb_after(errs, cutoff, rng), _perturb_after(maint, cutoff, rng),
-            MACHINES, grid_hours=3,
+            _perturb_after(tele, cutoff, rng),
+            _perturb_after(errs, cutoff, rng),
+            _perturb_after(maint, cutoff, rng),
+            MACHINES,
+            grid_hours=3,
         )
         before = base[base["datetime"] <= cutoff].reset_index(drop=True)
         after = changed[changed["datetime"] <= cutoff].reset_index(drop=True)
         pd.testing.assert_frame_equal(before, after)
-        assert not base[base["datetime"] > cutoff].reset_index(drop=True).equals(
-            changed[changed["datetime"] > cutoff].reset_index(drop=True)
+        assert (
+            not base[base["datetime"] > cutoff]
+            .reset_index(drop=True)
+            .equals(changed[changed["datetime"] > cutoff].reset_index(drop=True))
         )

@@ -62,8 +62,12 @@ def test_valid_rows_are_strictly_typed() -> None:
     outcome = validate_table("telemetry", raw_telemetry(), known_machines=[1])
     dtypes = outcome.valid.dtypes.astype(str).to_dict()
     assert dtypes == {
-        "datetime": "datetime64[ns]", "machineID": "int64", "volt": "float64",
-        "rotate": "float64", "pressure": "float64", "vibration": "float64",
+        "datetime": "datetime64[ns]",
+        "machineID": "int64",
+        "volt": "float64",
+        "rotate": "float64",
+        "pressure": "float64",
+        "vibration": "float64",
     }
 
 
@@ -72,18 +76,29 @@ def test_valid_rows_are_strictly_typed() -> None:
     [
         ("errors", {"datetime": ["2015-01-01 06:00:00"], "machineID": [1], "errorID": ["error9"]}, "error9"),
         ("maint", {"datetime": ["2015-01-01 06:00:00"], "machineID": [1], "comp": ["comp7"]}, "comp7"),
-        ("failures", {"datetime": ["2099-01-01 06:00:00"], "machineID": [1], "failure": ["comp1"]}, "not_in_the_future"),
+        (
+            "failures",
+            {"datetime": ["2099-01-01 06:00:00"], "machineID": [1], "failure": ["comp1"]},
+            "not_in_the_future",
+        ),
         ("machines", {"machineID": [1], "model": ["model9"], "age": [3]}, "model9"),
         ("machines", {"machineID": [1], "model": ["model1"], "age": [300]}, "in_range"),
         ("machines", {"machineID": [1], "model": ["model1"], "age": [2.5]}, "not a valid whole number"),
     ],
 )
-def test_unknown_codes_and_ranges_are_row_problems(table: str, raw: dict[str, list[object]], reason: str) -> None:
+def test_unknown_codes_and_ranges_are_row_problems(
+    table: str, raw: dict[str, list[object]], reason: str
+) -> None:
     frame = pd.DataFrame(raw)
     good = {"errors": "error1", "maint": "comp1", "failures": "comp1"}
     if table in good:
         column = {"errors": "errorID", "maint": "comp", "failures": "failure"}[table]
-        frame = pd.concat([frame, pd.DataFrame({"datetime": ["2015-01-02 06:00:00"], "machineID": [1], column: [good[table]]})])
+        frame = pd.concat(
+            [
+                frame,
+                pd.DataFrame({"datetime": ["2015-01-02 06:00:00"], "machineID": [1], column: [good[table]]}),
+            ]
+        )
     else:
         frame = pd.concat([frame, pd.DataFrame({"machineID": [2], "model": ["model2"], "age": [5]})])
     outcome = validate_table(table, frame, known_machines=[1, 2])  # type: ignore[arg-type]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -77,21 +75,44 @@ def build_features(
     _error_features(errors, machine_ids, seconds, columns)
     _maintenance_features(maint, machine_ids, seconds, columns)
 
-    table = keys.copy()
-    table[READINGS_COLUMN] = readings
-    for name in SENSOR_FEATURES + ERROR_FEATURES + MAINTENANCE_FEATURES:
-        table[name] = columns[name]
-    table = _attach_machine_features(table, machines)
-    if not explicit:
-        table = table[table[READINGS_COLUMN] >= MIN_READINGS_24H].reset_index(drop=True)
-    return table
+    # One frame from all columns at once: inserting them one by one costs more than computing them.
+    names = SENSOR_FEATURES + ERROR_FEATURES + MAINTENANCE_FEATURES
+    computed = {READINGS_COLUMN: readings, **{name: columns[name] for name in names}}
+    # Short rows are dropped while the columns are copied into the frame, not by copying the frame again.
+    keep = None if explicit else readings >= MIN_READINGS_24H
+    if keep is not None:
+        keys = keys[keep].reset_index(drop=True)
+    table = pd.concat([keys, _frame(computed, keys.index, keep)], axis=1)
+    return _attach_machine_features(table, machines)
 
 
 def _sorted_keys(score_times: pd.DataFrame) -> pd.DataFrame:
-    keys = score_times[list(KEY_COLUMNS)].copy()
-    keys["machineID"] = keys["machineID"].astype(np.int64)
-    keys["datetime"] = keys["datetime"].astype("datetime64[ns]")
-    return keys.sort_values(list(KEY_COLUMNS)).reset_index(drop=True)
+    """machineID (int64) and datetime (datetime64[ns]) sorted by both, sorted in numpy (pandas' sort of a
+    one-row frame costs more than a request's features)."""
+    machine_ids = score_times["machineID"].astype(np.int64).to_numpy()
+    times = score_times["datetime"].astype("datetime64[ns]").to_numpy()
+    order = np.lexsort((times, machine_ids))
+    return pd.DataFrame({"machineID": machine_ids[order], "datetime": times[order]})
+
+
+def _frame(columns: dict[str, np.ndarray], index: pd.Index, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """A frame of equal-length columns in their order (only the `rows` where that mask is given), built as one
+    block per run of one dtype: pandas' per-column construction costs milliseconds on the service's one-row
+    frames, and each value is copied once."""
+    names = list(columns)
+    runs: list[pd.DataFrame] = []
+    start = 0
+    for stop in range(1, len(names) + 1):
+        if stop == len(names) or columns[names[stop]].dtype != columns[names[start]].dtype:
+            block = np.empty((stop - start, len(index)), dtype=columns[names[start]].dtype)  # a row per column
+            for row, name in enumerate(names[start:stop]):
+                if rows is None:
+                    block[row] = columns[name]
+                else:
+                    np.compress(rows, columns[name], out=block[row])
+            runs.append(pd.DataFrame(block.T, index=index, columns=names[start:stop], copy=False))
+            start = stop
+    return pd.concat(runs, axis=1) if len(runs) > 1 else runs[0]
 
 
 def _sensor_features(
@@ -106,8 +127,10 @@ def _sensor_features(
     machines, tele_row = np.unique(tele_ids, return_inverse=True)
     score_row = np.searchsorted(machines, machine_ids)
     known = (score_row < len(machines)) & (machines[np.minimum(score_row, len(machines) - 1)] == machine_ids)
-    first_hour = min(int(tele_hours.min(initial=0)), int(score_hours.min(initial=0))) - width
-    last_hour = max(int(tele_hours.max(initial=0)), int(score_hours.max(initial=0)))
+    # The grid spans only the hours in use (min with initial=0 would stretch it back to 1970).
+    hours_used = np.concatenate([tele_hours, score_hours])
+    first_hour = (int(hours_used.min()) if len(hours_used) else 0) - width
+    last_hour = int(hours_used.max()) if len(hours_used) else 0
     span = last_hour - first_hour + 1
     tele_col = tele_hours - first_hour
     score_col = np.where(known, score_hours - first_hour, width)
@@ -118,8 +141,7 @@ def _sensor_features(
     for sensor in SENSORS:
         grid = np.full((len(machines) + 1, span), np.nan)
         grid[tele_row, tele_col] = telemetry[sensor].to_numpy(np.float64)
-        for hours in SENSOR_WINDOWS_HOURS:
-            stats = _window_stats(grid, score_row, score_col, hours)
+        for hours, stats in _window_stats(grid, score_row, score_col, SENSOR_WINDOWS_HOURS).items():
             for stat in SENSOR_STATS:
                 out[f"{sensor}_{stat}_{hours}h"] = stats[stat]
             if hours == TELEMETRY_LOOKBACK_HOURS:
@@ -127,26 +149,53 @@ def _sensor_features(
     return counts
 
 
-def _window_stats(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray, width: int) -> dict[str, np.ndarray]:
-    """count/mean/std/min/max of the `width` cells ending at (row, col), NaN-aware, in row chunks."""
-    result = {name: np.empty(len(rows)) for name in ("count", *SENSOR_STATS)}
-    offsets = np.arange(-width + 1, 1)
+def _window_stats(
+    grid: np.ndarray, rows: np.ndarray, cols: np.ndarray, widths: tuple[int, ...]
+) -> dict[int, dict[str, np.ndarray]]:
+    """count/mean/std/min/max of the w cells ending at (row, col) for each width w, NaN-aware, in row chunks.
+
+    One gather of the widest window per chunk serves every width (a narrower one is its last columns).
+    Each window's figures depend on its own cells only, in the same order for one row or a million, so
+    the service's single history gets bit for bit the numbers of the offline table.
+    """
+    widest = max(widths)
+    result = {w: {name: np.empty(len(rows)) for name in ("count", *SENSOR_STATS)} for w in widths}
+    # windows[r, c] views cells c .. c + widest - 1 of row r: the window ending at column c + widest - 1.
+    windows = np.lib.stride_tricks.sliding_window_view(grid, widest, axis=1)
     for start in range(0, len(rows), _CHUNK_ROWS):
-        stop = start + _CHUNK_ROWS
-        window = grid[rows[start:stop, None], cols[start:stop, None] + offsets]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN, as intended
-            result["count"][start:stop] = np.count_nonzero(~np.isnan(window), axis=1)
-            result["mean"][start:stop] = np.nanmean(window, axis=1)
-            result["std"][start:stop] = np.nanstd(window, axis=1, ddof=1)
-            result["min"][start:stop] = np.nanmin(window, axis=1)
-            result["max"][start:stop] = np.nanmax(window, axis=1)
+        chunk = slice(start, start + _CHUNK_ROWS)
+        wide = windows[rows[chunk], cols[chunk] - (widest - 1)]
+        for width in widths:
+            window = wide if width == widest else np.ascontiguousarray(wide[:, widest - width :])
+            _nan_stats(window, result[width], chunk)
     return result
 
 
-def _event_keys(frame: pd.DataFrame) -> np.ndarray:
+def _nan_stats(window: np.ndarray, out: dict[str, np.ndarray], rows: slice) -> None:
+    """Row-wise count, nanmean, nanstd (ddof=1), nanmin and nanmax, computed as numpy's nan-functions do
+    (the same operations in the same order, so the same bits) with one NaN mask and one copy instead of five."""
+    missing = np.isnan(window)
+    count = window.shape[1] - np.count_nonzero(missing, axis=1)
+    filled = np.where(missing, 0.0, window)
+    with np.errstate(invalid="ignore", divide="ignore"):  # all-NaN windows give NaN, as intended
+        mean = filled.sum(axis=1) / count
+        deviation = np.subtract(filled, mean[:, None], out=filled)
+        deviation[missing] = 0.0
+        dof = count - 1
+        variance = np.multiply(deviation, deviation, out=deviation).sum(axis=1) / dof
+    variance[dof <= 0] = np.nan
+    out["count"][rows] = count
+    out["mean"][rows] = mean
+    out["std"][rows] = np.sqrt(variance)
+    out["min"][rows] = np.fmin.reduce(window, axis=1)
+    out["max"][rows] = np.fmax.reduce(window, axis=1)
+
+
+def _event_keys(frame: pd.DataFrame, column: str, codes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Sorted machine/time keys of the events of each code."""
     keys = frame["machineID"].to_numpy(np.int64) * _MACHINE_STRIDE + epoch_seconds(frame["datetime"])
-    return np.sort(keys)
+    values = frame[column].to_numpy(dtype=object)
+    return {code: np.sort(keys[values == code]) for code in codes}
 
 
 def _error_features(
@@ -154,8 +203,7 @@ def _error_features(
 ) -> None:
     """Counts of each error type in (t - w, t] and hours since its last occurrence within the lookback."""
     score_keys = machine_ids * _MACHINE_STRIDE + seconds
-    for error in ERROR_IDS:
-        keys = _event_keys(errors[errors["errorID"] == error])
+    for error, keys in _event_keys(errors, "errorID", ERROR_IDS).items():
         upto_t = np.searchsorted(keys, score_keys, side="right")
         for hours in ERROR_WINDOWS_HOURS:
             before_window = np.searchsorted(keys, score_keys - hours * _HOUR_S, side="right")
@@ -170,8 +218,7 @@ def _maintenance_features(
 ) -> None:
     """Hours since the last replacement of each component strictly before t (NaN when none is known)."""
     score_keys = machine_ids * _MACHINE_STRIDE + seconds
-    for comp in COMPONENTS:
-        keys = _event_keys(maint[maint["comp"] == comp])
+    for comp, keys in _event_keys(maint, "comp", COMPONENTS).items():
         # side="left": a replacement at t itself coincides with a failure at t and must not be seen.
         before_t = np.searchsorted(keys, score_keys, side="left")
         out[f"hours_since_replacement_{comp}"] = _hours_since_last(
@@ -197,9 +244,19 @@ def _hours_since_last(
 
 
 def _attach_machine_features(table: pd.DataFrame, machines: pd.DataFrame) -> pd.DataFrame:
-    info = machines[["machineID", "model", "age"]].copy()
-    info["machineID"] = info["machineID"].astype(np.int64)
-    merged = table.merge(info, on="machineID", how="left", validate="many_to_one")
-    merged["age"] = merged["age"].astype(np.float32)
-    merged["model"] = merged["model"].astype(object)
-    return merged
+    """Model and age by machineID (NaN for unknown machines); a left join without pandas' merge overhead."""
+    ids = machines["machineID"].to_numpy(np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise pd.errors.MergeError("machines has repeated machineID values; one row per machine is expected")
+    order = np.argsort(ids, kind="stable")
+    wanted = table["machineID"].to_numpy(np.int64)
+    position = np.minimum(np.searchsorted(ids[order], wanted), max(len(ids) - 1, 0))
+    found = ids[order][position] == wanted if len(ids) else np.zeros(len(wanted), dtype=bool)
+    rows = order[position] if len(ids) else position
+    models = machines["model"].to_numpy(dtype=object)
+    ages = machines["age"].to_numpy(dtype=np.float64)
+    out = table.copy(deep=False)  # new columns only: the computed ones are not copied (copy-on-write)
+    model = np.where(found, models[rows] if len(ids) else np.nan, np.nan)
+    out["model"] = pd.Series(model, index=out.index, dtype=object)
+    out["age"] = np.where(found, ages[rows] if len(ids) else np.nan, np.nan).astype(np.float32)
+    return out

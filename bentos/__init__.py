@@ -1,0 +1,1 @@
+"""BentoML services built from this project."""

@@ -1,0 +1,193 @@
+"""Shared by the serving tests: one small trained project per session, a bento, and a served bento.
+
+A plain module (not a conftest) so the serving tests stay in their own files; `trained_project()` caches
+its result, so every test module's session fixture reuses the same training run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import httpx
+import pandas as pd
+import pytest
+
+from pdm_assets.lib.history import MachineHistory
+
+MACHINES, DAYS = 10, 90  # 5 x 60 trips sklearn 1.9 binning in the current train.py (component head)
+READY_TIMEOUT_S = 180
+
+
+@dataclass
+class TrainedProject:
+    """A materialized small synthetic fleet: its folder, settings environment and frames."""
+
+    root: Path
+    env: dict[str, str]
+    tables: dict[str, pd.DataFrame]  # validated telemetry, errors, maint, machines, failures
+    features: pd.DataFrame
+    model: dict[str, Any]
+    bento: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bentoml_home(self) -> Path:
+        return Path(self.env["PDM_BENTOML_HOME"])
+
+    @contextmanager
+    def settings_env(self) -> Iterator[pytest.MonkeyPatch]:
+        """The project's PDM_* environment (and cwd) for the block."""
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in self.env.items():
+                patch.setenv(key, value)
+            patch.chdir(self.root)
+            yield patch
+
+
+_CACHE: dict[str, TrainedProject] = {}
+
+
+def project_env(root: Path) -> dict[str, str]:
+    return {
+        "DAGSTER_HOME": str(root / ".dagster_home"),
+        "PDM_DATA_SOURCE": "synthetic",
+        "PDM_SYNTHETIC_MACHINES": str(MACHINES),
+        "PDM_SYNTHETIC_DAYS": str(DAYS),
+        "PDM_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        "PDM_REPORTS_DIR": str(root / "reports"),
+        "PDM_BENTOML_HOME": str(root / "bentoml_home"),
+        "PDM_RAW_CACHE_DIR": str(root / "data" / "raw"),
+    }
+
+
+def materialize(selection: dg.AssetSelection) -> dg.ExecuteInProcessResult:
+    """Materialize a selection of the project's assets in-process with resources from the environment."""
+    from pdm_assets.definitions import defs
+    from pdm_assets.defs.resources import build_resources
+    from pdm_assets.settings import get_settings
+
+    return dg.materialize(
+        list(defs.assets or []),
+        selection=selection,
+        resources=build_resources(get_settings()),
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+
+
+def trained_project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
+    """Train (once per session) on a 5-machine, 60-day synthetic fleet and build its bento."""
+    if "project" in _CACHE:
+        return _CACHE["project"]
+    root = tmp_path_factory.mktemp("serving_project")
+    env = project_env(root)
+    (root / ".dagster_home").mkdir()
+    project = TrainedProject(root, env, {}, pd.DataFrame(), {})
+    with project.settings_env():
+        result = materialize(dg.AssetSelection.all() - dg.AssetSelection.assets("bento_container"))
+    project.tables = {
+        name: result.output_for_node("validated_tables", f"validated_{name}")
+        for name in ("telemetry", "errors", "maint", "machines", "failures")
+    }
+    project.features = result.output_for_node("features")
+    project.model = result.output_for_node("model")
+    project.bento = result.output_for_node("bento")
+    _CACHE["project"] = project
+    return project
+
+
+def histories_at(project: TrainedProject, points: pd.DataFrame) -> list[MachineHistory]:
+    """The requests a client would send for these (machineID, datetime) points."""
+    from pdm_assets.lib.history import histories_from_tables
+
+    t = project.tables
+    return histories_from_tables(t["telemetry"], t["errors"], t["maint"], t["machines"], points)
+
+
+def request_body(histories: list[MachineHistory]) -> dict[str, Any]:
+    return {"histories": [json.loads(h.model_dump_json()) for h in histories]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A `bentoml serve` subprocess."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def serve_bento(tag: str, bentoml_home: Path, log: Path, *, wait_ready: bool = True,
+                extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`bentoml serve TAG` on a free port with its own process group, stopped after the block."""
+    port = free_port()
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), **(extra_env or {})}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_until_up(server, ready=wait_ready)
+        yield server
+    finally:
+        stop(process)
+
+
+def wait_until_up(server: Server, *, ready: bool) -> None:
+    """Until /readyz answers 200 (ready) or /livez answers 200 (alive), or fail with the server log."""
+    path = "/readyz" if ready else "/livez"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"bentoml serve exited with {server.process.returncode}:\n{server.log_text()[-3000:]}")
+        try:
+            if httpx.get(server.url + path, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{server.url}{path} not 200 after {READY_TIMEOUT_S} s:\n{server.log_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's own process group, SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def copy_home(source: Path, target: Path) -> Path:
+    """A copy of a BentoML store (to corrupt or rebuild without touching the shared one)."""
+    shutil.copytree(source, target, symlinks=True)
+    return target

@@ -1,0 +1,228 @@
+"""The bento served by `bentoml serve` over HTTP: answers, every kind of bad input, probes, metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from serving_support import Server, TrainedProject, copy_home, histories_at, request_body, serve_bento, trained_project
+
+from pdm_assets.lib.train import failure_probability, predict_components
+
+MAX_BATCH, MAX_ROWS = 5, 48
+LIMITS_ENV = {"PDM_MAX_BATCH": str(MAX_BATCH), "PDM_MAX_TELEMETRY_ROWS": str(MAX_ROWS)}
+pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
+    return trained_project(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server(project: TrainedProject, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("http") / "serve.log"
+    with serve_bento(project.bento["tag"], project.bentoml_home, log, extra_env=LIMITS_ENV) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def good(project: TrainedProject) -> dict[str, Any]:
+    """One valid request body (a machine history of the materialized feature table)."""
+    point = project.features.sample(1, random_state=3)[["machineID", "datetime"]]
+    return request_body(histories_at(project, point))["histories"][0]
+
+
+def post(client: httpx.Client, body: Any) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post("/predict", content=content, headers={"content-type": "application/json"})
+
+
+def test_predict_answers_in_request_order_with_the_models_probabilities(
+    project: TrainedProject, client: httpx.Client
+) -> None:
+    points = project.features.sample(MAX_BATCH, random_state=4).reset_index(drop=True)
+    response = post(client, request_body(histories_at(project, points[["machineID", "datetime"]])))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    model = project.model
+    expected = failure_probability(predict_components(model["pipeline"], points[model["feature_columns"]]))
+    assert [a["machine_id"] for a in answer] == points["machineID"].tolist()
+    np.testing.assert_allclose([a["failure_probability"] for a in answer], expected, atol=1e-12)
+    assert set(answer[0]["component_probabilities"]) == {"comp1", "comp2", "comp3", "comp4"}
+    assert [a["alert"] for a in answer] == [bool(p >= model["threshold"]) for p in expected]
+    assert answer[0]["model_version"] == f"pdm_failure_classifier/{model['record']['version']} ({project.bento['tag']})"
+    assert answer[0]["horizon_hours"] == model["horizon_hours"]
+
+
+def with_reading(body: dict[str, Any], index: int, **changes: Any) -> dict[str, Any]:
+    telemetry = [dict(r) for r in body["telemetry"]]
+    telemetry[index].update(changes)
+    return {**body, "telemetry": telemetry}
+
+
+def bad_input_cases(good: dict[str, Any]) -> dict[str, tuple[Any, int, str]]:
+    """name: (request body, status, start of the error message)."""
+    last = len(good["telemetry"]) - 1
+    as_of = good["as_of"][:16]
+    nan_body = json.dumps({"histories": [good]}).replace('"volt": ', '"volt": NaN, "_": ', 1).encode()
+    inf_body = json.dumps({"histories": [good]}).replace('"rotate": ', '"rotate": Infinity, "_": ', 1).encode()
+    return {
+        "malformed JSON": (b'{"histories": [', 400, "body: Invalid JSON"),
+        "not an object": (b"[1, 2]", 400, "body: Input should be an object"),
+        "empty body": (b"", 400, "histories: Field required"),
+        "string for a number": ({"histories": [with_reading(good, 0, volt="high")]}, 400,
+                                "histories[0].telemetry[0].volt: Input should be a valid number"),
+        "string machine id": ({"histories": [{**good, "machine_id": "7"}]}, 400,
+                              "histories[0].machine_id: Input should be a valid integer"),
+        "NaN reading": (nan_body, 400, "histories[0].telemetry[0].volt: Input should be a finite number"),
+        "infinite reading": (inf_body, 400, "histories[0].telemetry[0].rotate: Input should be a finite number"),
+        "unknown error code": ({"histories": [{**good, "errors": [{"datetime": good["as_of"], "error_id": "E1"}]}]},
+                               400, "histories[0].errors[0].error_id: Input should be 'error1', 'error2'"),
+        "unknown component": ({"histories": [{**good, "maintenance": [{"datetime": good["as_of"], "comp": "c9"}]}]},
+                              400, "histories[0].maintenance[0].comp: Input should be 'comp1'"),
+        "unknown machine model": ({"histories": [{**good, "model": "model5"}]}, 400,
+                                  "histories[0].model: Input should be 'model1'"),
+        "unknown field": ({"histories": [{**good, "maintainance": []}]}, 400,
+                          "histories[0].maintainance: Extra inputs are not permitted"),
+        "empty batch": ({"histories": []}, 400, "histories: List should have at least 1 item"),
+        "age out of range": ({"histories": [{**good, "age": 101}]}, 400,
+                             "histories[0].age: Input should be less than or equal to 100"),
+        "impossible date": ({"histories": [{**good, "as_of": "2015-02-30T00:00:00"}]}, 400,
+                            "histories[0].as_of: Input should be a valid datetime"),
+        "ancient maintenance": ({"histories": [{**good, "maintenance": [{"datetime": "0001-01-01T00:00:00",
+                                                                          "comp": "comp1"}]}]}, 422,
+                                "histories[0].maintenance[0].datetime 0001-01-01T00:00 is more than 100 years"),
+        "reading after as_of": ({"histories": [with_reading(good, last, datetime=_plus_hours(good["as_of"], 1))]},
+                                422, f"histories[0].telemetry[{last}].datetime {_plus_hours(good['as_of'], 1)[:16]} "
+                                f"is after as_of {as_of}"),
+        "unsorted readings": ({"histories": [with_reading(good, 5, datetime=good["telemetry"][2]["datetime"])]}, 422,
+                              f"histories[0].telemetry[5].datetime {good['telemetry'][2]['datetime'][:16]} is earlier"),
+        "duplicate readings": ({"histories": [with_reading(good, 5, datetime=good["telemetry"][4]["datetime"])]}, 422,
+                               "histories[0].telemetry[5].datetime"),
+        "too little history": ({"histories": [{**good, "telemetry": good["telemetry"][-12:]}]}, 422,
+                               "histories[0].telemetry has 12 hourly readings in the 24 h window"),
+        "oversized batch": ({"histories": [good] * (MAX_BATCH + 1)}, 413,
+                            f"histories has {MAX_BATCH + 1} items; send 1 to {MAX_BATCH} (PDM_MAX_BATCH)"),
+        "too many readings": ({"histories": [{**good, "telemetry": _hourly_before(good, MAX_ROWS + 1)}]}, 413,
+                              f"histories[0].telemetry has {MAX_ROWS + 1} rows; at most {MAX_ROWS}"),
+    }
+
+
+def _plus_hours(iso: str, hours: int) -> str:
+    from datetime import datetime, timedelta
+
+    return (datetime.fromisoformat(iso) + timedelta(hours=hours)).isoformat()
+
+
+def _hourly_before(good: dict[str, Any], rows: int) -> list[dict[str, Any]]:
+    template = good["telemetry"][-1]
+    return [{**template, "datetime": _plus_hours(good["as_of"], -h)} for h in reversed(range(rows))]
+
+
+CASE_NAMES = [
+    "malformed JSON", "not an object", "empty body", "string for a number", "string machine id", "NaN reading",
+    "infinite reading", "unknown error code", "unknown component", "unknown machine model", "unknown field",
+    "empty batch", "age out of range", "impossible date", "ancient maintenance", "reading after as_of",
+    "unsorted readings", "duplicate readings", "too little history", "oversized batch", "too many readings",
+]
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_bad_input_gets_a_4xx_with_a_readable_message(case: str, client: httpx.Client, good: dict[str, Any]) -> None:
+    body, status, message = bad_input_cases(good)[case]
+    response = post(client, body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error.startswith(message), error
+
+
+def test_the_exact_message_for_a_record_after_as_of(client: httpx.Client, good: dict[str, Any]) -> None:
+    last = len(good["telemetry"]) - 1
+    response = post(client, {"histories": [with_reading(good, last, datetime=_plus_hours(good["as_of"], 1))]})
+    assert response.json() == {"error": (
+        f"histories[0].telemetry[{last}].datetime {_plus_hours(good['as_of'], 1)[:16]} is after as_of "
+        f"{good['as_of'][:16]}; send only records at or before as_of")}
+
+
+def test_other_methods_and_media_types_are_4xx_not_500(client: httpx.Client) -> None:
+    assert client.get("/predict").status_code == 405
+    assert client.post("/model").status_code == 405
+    pickled = client.post("/predict", content=b"\x80\x04K\x01.",
+                          headers={"content-type": "application/vnd.bentoml+pickle"})
+    assert pickled.status_code == 415 and "not allowed" in pickled.json()["error"]
+
+
+def test_probes_and_model_card(project: TrainedProject, client: httpx.Client) -> None:
+    for probe in ("/livez", "/readyz", "/healthz"):
+        assert client.get(probe).status_code == 200, probe
+    card = client.get("/model").json()
+    assert card["bento_tag"] == project.bento["tag"]
+    assert card["registered_version"] == project.model["record"]["version"]
+    assert card["feature_columns"] == project.model["feature_columns"]
+    assert card["threshold"] == project.model["threshold"]
+    assert card["limits"] == {"max_batch": MAX_BATCH, "max_telemetry_rows": MAX_ROWS, "max_event_rows": 1000}
+    assert "test_row_pr_auc" in card["metrics"]
+
+
+EXPECTED_METRICS = {
+    # family name: (type, sample names)
+    "pdm_predictions": ("counter", {"pdm_predictions_total"}),
+    "pdm_failure_probability": ("histogram", {"pdm_failure_probability_bucket", "pdm_failure_probability_sum",
+                                              "pdm_failure_probability_count"}),
+    "pdm_feature_seconds": ("histogram", {"pdm_feature_seconds_bucket", "pdm_feature_seconds_sum",
+                                          "pdm_feature_seconds_count"}),
+    "pdm_batch_size": ("histogram", {"pdm_batch_size_bucket", "pdm_batch_size_sum", "pdm_batch_size_count"}),
+    "pdm_validation_rejections": ("counter", {"pdm_validation_rejections_total"}),
+    "pdm_model_info": ("gauge", {"pdm_model_info"}),
+    "pdm_model_trained_timestamp_seconds": ("gauge", {"pdm_model_trained_timestamp_seconds"}),
+}
+
+
+def test_metrics_expose_the_custom_families_after_a_few_requests(
+    project: TrainedProject, client: httpx.Client, good: dict[str, Any]
+) -> None:
+    for _ in range(3):
+        assert post(client, {"histories": [good]}).status_code == 200
+    assert post(client, b"{").status_code == 400
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    for name, (kind, samples) in EXPECTED_METRICS.items():
+        assert name in families, name
+        assert families[name].type == kind
+        assert samples <= {s.name for s in families[name].samples}, name
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    version = project.model["record"]["version"]
+    assert values[("pdm_model_info", (("bento_tag", project.bento["tag"]), ("version", version)))] == 1
+    assert values[("pdm_validation_rejections_total", (("reason", "malformed_json"),))] >= 1
+    predicted = sum(v for (n, _), v in values.items() if n == "pdm_predictions_total")
+    assert predicted >= 3
+    assert values[("pdm_batch_size_count", ())] >= 3
+    assert values[("pdm_model_trained_timestamp_seconds", ())] > 1e9
+
+
+def test_a_corrupt_model_file_leaves_readyz_false_and_says_why(
+    project: TrainedProject, tmp_path: Path, good: dict[str, Any]
+) -> None:
+    home = copy_home(project.bentoml_home, tmp_path / "bentoml_home")
+    name, version = project.bento["model_tag"].split(":")
+    (home / "models" / name / version / "saved_model.pkl").write_bytes(b"\x80\x04corrupt")
+    with serve_bento(project.bento["tag"], home, tmp_path / "serve.log", wait_ready=False) as broken:
+        with broken.client() as c:
+            assert c.get("/livez").status_code == 200
+            assert c.get("/readyz").status_code == 503
+            response = post(c, {"histories": [good]})
+            assert response.status_code == 503
+            assert c.get("/model").json()["error"].startswith(f"no model loaded: model {project.bento['model_tag']}")
+        assert f"not ready: model {project.bento['model_tag']} could not be loaded" in broken.log_text()

@@ -1,0 +1,187 @@
+"""The service class called in-process: predictions, model card, metrics, bad input and readiness."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from bentoml.exceptions import BentoMLException, ServiceUnavailable
+from prometheus_client import REGISTRY
+from serving_support import TrainedProject, copy_home, histories_at, trained_project
+from sklearn.base import BaseEstimator
+
+from pdm_assets.lib.bento_build import bentoml_home
+from pdm_assets.lib.history import MachineHistory
+from pdm_assets.lib.train import failure_probability, predict_components
+
+SERVICE_MODULE = "bentos.pdm_service.service"
+pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
+    return trained_project(tmp_path_factory)
+
+
+def make_service(project: TrainedProject, model_tag: str, home: Path) -> tuple[Any, ModuleType]:
+    """A service instance whose model reference is `model_tag` in the store at `home`."""
+    import bentoml
+
+    sys.modules.pop(SERVICE_MODULE, None)
+    with project.settings_env() as patch, bentoml_home(home):
+        import bentos.pdm_service.service as module
+
+        patch.setattr(module.PdmService.inner, "model_ref", bentoml.models.BentoModel(model_tag))
+        return module.PdmService(), module
+
+
+@pytest.fixture(scope="module")
+def service(project: TrainedProject) -> Iterator[Any]:
+    instance, _ = make_service(project, project.bento["model_tag"], project.bentoml_home)
+    yield instance
+
+
+@pytest.fixture(scope="module")
+def points(project: TrainedProject) -> Any:
+    return project.features.sample(12, random_state=1).reset_index(drop=True)
+
+
+def sample(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_predictions_are_the_models_own_probabilities(project: TrainedProject, service: Any, points: Any) -> None:
+    histories = histories_at(project, points[["machineID", "datetime"]])
+    result = service.predict(histories)
+
+    model = project.model
+    offline = predict_components(model["pipeline"], points[model["feature_columns"]])
+    expected = failure_probability(offline)
+    assert [p.machine_id for p in result] == points["machineID"].tolist()
+    assert [p.as_of for p in result] == [t.to_pydatetime() for t in points["datetime"]]
+    np.testing.assert_allclose([p.failure_probability for p in result], expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose([p.component_probabilities.comp3 for p in result], offline["comp3"], atol=1e-12)
+    assert [p.alert for p in result] == list(expected >= model["threshold"])
+    version = model["record"]["version"]
+    assert {(p.threshold, p.horizon_hours, p.model_version) for p in result} == {
+        (model["threshold"], model["horizon_hours"], f"pdm_failure_classifier/{version} (source)")
+    }
+
+
+def test_the_model_card_comes_from_the_registry(project: TrainedProject, service: Any) -> None:
+    card = service.model_card()
+    model = project.model
+    assert card["registered_version"] == model["record"]["version"]
+    assert card["mlflow_run_id"] == model["record"]["run_id"]
+    assert card["data_source"] == "synthetic"
+    assert (card["training_start"], card["training_end"]) == (model["training_start"], model["training_end"])
+    assert card["feature_columns"] == model["feature_columns"]
+    assert (card["threshold"], card["horizon_hours"], card["telemetry_lookback_hours"]) == (
+        model["threshold"], model["horizon_hours"], model["telemetry_lookback_hours"]
+    )
+    assert {"validation_pr_auc", "test_row_pr_auc"} <= set(card["metrics"])
+    assert card["bentoml_model_tag"] == project.bento["model_tag"]
+
+
+def test_metrics_count_predictions_batches_and_feature_time(project: TrainedProject, service: Any, points: Any) -> None:
+    histories = histories_at(project, points[["machineID", "datetime"]].head(3))
+    before = {name: sample(name) for name in ("pdm_batch_size_count", "pdm_feature_seconds_count",
+                                              "pdm_failure_probability_count")}
+    alerts_before = sample("pdm_predictions_total", {"alert": "true"}) + sample("pdm_predictions_total",
+                                                                                   {"alert": "false"})
+    service.predict(histories)
+    assert sample("pdm_batch_size_count") == before["pdm_batch_size_count"] + 1
+    assert sample("pdm_feature_seconds_count") == before["pdm_feature_seconds_count"] + 1
+    assert sample("pdm_failure_probability_count") == before["pdm_failure_probability_count"] + 3
+    after = sample("pdm_predictions_total", {"alert": "true"}) + sample("pdm_predictions_total", {"alert": "false"})
+    assert after == alerts_before + 3
+    version = project.model["record"]["version"]
+    assert sample("pdm_model_info", {"version": version, "bento_tag": "source"}) == 1
+    assert sample("pdm_model_trained_timestamp_seconds") == service.contract.trained_at > 1e9
+
+
+def bad(history: MachineHistory, **changes: Any) -> MachineHistory:
+    return history.model_copy(update=changes)
+
+
+def test_bad_history_becomes_an_http_4xx_with_the_reason_counted(
+    project: TrainedProject, service: Any, points: Any
+) -> None:
+    good = histories_at(project, points[["machineID", "datetime"]].head(1))[0]
+    late = good.telemetry[-1].model_copy(update={"datetime": good.as_of + timedelta(hours=1)})
+    cases = [
+        ([bad(good, telemetry=[*good.telemetry[:-1], late])], 422, "after_as_of",
+         f"histories[0].telemetry[{len(good.telemetry) - 1}].datetime"),
+        ([bad(good, telemetry=good.telemetry[-20:])], 422, "insufficient_telemetry", "histories[0].telemetry has 20"),
+        ([good] * (service.limits.max_batch + 1), 413, "batch_size", f"histories has {service.limits.max_batch + 1}"),
+    ]
+    for histories, status, reason, start in cases:
+        counted = sample("pdm_validation_rejections_total", {"reason": reason})
+        with pytest.raises(BentoMLException) as caught:
+            service.predict(histories)
+        assert (int(caught.value.error_code), str(caught.value)[: len(start)]) == (status, start)
+        assert sample("pdm_validation_rejections_total", {"reason": reason}) == counted + 1
+
+
+def test_a_corrupt_model_file_keeps_the_service_unready_with_the_reason_logged(
+    project: TrainedProject, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    home = copy_home(project.bentoml_home, tmp_path / "bentoml_home")
+    name, version = project.bento["model_tag"].split(":")
+    (home / "models" / name / version / "saved_model.pkl").write_bytes(b"not a pickle")
+    with caplog.at_level(logging.ERROR, logger="bentoml.service.pdm"):
+        instance, _ = make_service(project, project.bento["model_tag"], home)
+    assert instance.__is_ready__() is False
+    assert re.fullmatch(f"model {project.bento['model_tag']} could not be loaded: \\w+: .*", instance.not_ready_reason)
+    assert any("not ready: model" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ServiceUnavailable, match="no model loaded: model .* could not be loaded"):
+        instance.predict(histories_at(project, project.features[["machineID", "datetime"]].head(1)))
+
+
+def test_a_missing_model_keeps_the_service_unready(project: TrainedProject, tmp_path: Path) -> None:
+    instance, _ = make_service(project, "pdm_failure_classifier:v999-missing", tmp_path / "empty_home")
+    assert instance.__is_ready__() is False
+    assert instance.not_ready_reason == (
+        "model pdm_failure_classifier:v999-missing could not be loaded: "
+        "LookupError: pdm_failure_classifier:v999-missing is not in the BentoML model store"
+    )
+
+
+def test_a_loaded_model_is_ready(service: Any) -> None:
+    assert service.__is_ready__() is True and service.not_ready_reason == ""
+
+
+class CannotScore(BaseEstimator):  # type: ignore[misc]
+    """Stands in for a model pickled by code that no longer matches: it loads, but scoring fails."""
+
+    classes_ = np.array(["comp1", "comp2", "comp3", "comp4", "none"], dtype=object)
+
+    def predict_proba(self, features: Any) -> np.ndarray:
+        raise AttributeError("'FailureThenComponent' object has no attribute 'negative_fraction'")
+
+
+def test_a_model_that_loads_but_cannot_score_keeps_the_service_unready(
+    project: TrainedProject, tmp_path: Path
+) -> None:
+    import bentoml
+
+    home = copy_home(project.bentoml_home, tmp_path / "bentoml_home")
+    stored = None
+    with bentoml_home(home):
+        original = bentoml.models.get(project.bento["model_tag"])
+        stored = bentoml.sklearn.save_model("pdm_failure_classifier:v0-stale", CannotScore(),
+                                            metadata=original.info.metadata)
+    instance, _ = make_service(project, str(stored.tag), home)
+    assert instance.__is_ready__() is False
+    assert instance.not_ready_reason.endswith(
+        "could not be loaded: ValueError: the model cannot score with this code: "
+        "AttributeError: 'FailureThenComponent' object has no attribute 'negative_fraction'"
+    )
