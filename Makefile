@@ -5,13 +5,14 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 MLFLOW_DB ?= mlruns/mlflow.db
 
-.PHONY: install run test test-fast ui mlflow-ui lint typecheck clean help rollback champion up down load
+.PHONY: install run test test-fast ui serve mlflow-ui lint typecheck clean help rollback champion up down load
 
 help:
 	@echo "make run        install what is missing, then materialize every asset"
 	@echo "make test       run the test suite"
 	@echo "make ui         Dagster webserver + daemon on http://127.0.0.1:3000"
 	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 for the local store"
+	@echo "make serve      serve the current champion's bento on http://127.0.0.1:3000"
 	@echo "make up         local stack: Dagster, MLflow+Postgres, service, Prometheus, Grafana (deploy/compose.yaml)"
 	@echo "make down       stop the local stack"
 	@echo "make load       Locust, 50 rps for 60 s against bentoml serve on loopback, results asserted"
@@ -40,6 +41,9 @@ test-fast: install
 
 ui: install | $(DAGSTER_HOME)
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+serve: install
+	$(UV) run python -m pdm_assets.lib.bento_build serve --port 3000
 
 mlflow-ui: install
 	$(UV) run mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DB) -h 127.0.0.1 -p 5000
