@@ -10,7 +10,7 @@ MLFLOW_DB ?= mlruns/mlflow.db
 help:
 	@echo "make run        install what is missing, then materialize every asset"
 	@echo "make test       run the test suite"
-	@echo "make ui         Dagster webserver + daemon on http://127.0.0.1:3000"
+	@echo "make ui         Dagster webserver + daemon on http://127.0.0.1:3001"
 	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 for the local store"
 	@echo "make serve      serve the current champion's bento on http://127.0.0.1:3000"
 	@echo "make up         local stack: Dagster, MLflow+Postgres, service, Prometheus, Grafana (deploy/compose.yaml)"
@@ -40,7 +40,7 @@ test-fast: install
 	$(UV) run pytest -m "not container and not browser and not slow"
 
 ui: install | $(DAGSTER_HOME)
-	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3001
 
 serve: install
 	$(UV) run python -m pdm_assets.lib.bento_build serve --port 3000
