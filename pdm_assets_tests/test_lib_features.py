@@ -171,3 +171,9 @@ def test_no_feature_at_t_depends_on_anything_after_t() -> None:
             .reset_index(drop=True)
             .equals(changed[changed["datetime"] > cutoff].reset_index(drop=True))
         )
+
+
+def test_no_telemetry_at_all_gives_empty_windows_not_an_error() -> None:
+    table = build_features(telemetry(0), NO_ERRORS, NO_MAINT, MACHINES, score_times=at(29))
+    assert table[READINGS_COLUMN].tolist() == [0]
+    assert np.isnan(table["volt_mean_24h"].iloc[0])
