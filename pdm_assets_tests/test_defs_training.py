@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
+from pdm_assets.defs.resources import MLflowResource
 from pdm_assets.lib.dataset import modelling_table, plan_from_dict, split_parts
 from pdm_assets.lib.promotion import not_worse_than_champion
 from pdm_assets.lib.tracking import alias_version
@@ -34,7 +35,7 @@ def load_defs() -> dg.Definitions:
 
 
 def metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
-    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
     return {k: v.value for k, v in events[-1].materialization.metadata.items()}
 
 
@@ -45,8 +46,9 @@ def test_training_group_registers_evaluates_and_gates(isolated_project: Path, mo
     monkeypatch.setenv("PDM_SYNTHETIC_DAYS", "100")
     defs = load_defs()
     instance = dg.DagsterInstance.ephemeral()
-    first = dg.materialize(list(defs.assets or []), selection=dg.AssetSelection.groups(*GROUPS),
-                           resources=defs.resources, instance=instance)
+    assets = [a for a in defs.assets or [] if isinstance(a, (dg.AssetsDefinition, dg.AssetSpec, dg.SourceAsset))]
+    first = dg.materialize(assets, selection=dg.AssetSelection.groups(*GROUPS), resources=defs.resources,
+                           instance=instance)
     assert first.success
 
     settings = get_settings()
@@ -72,7 +74,10 @@ def test_training_group_registers_evaluates_and_gates(isolated_project: Path, mo
     assert tags["promotion"] == "promoted" and tags["promotion_reason"].startswith("PASS beats_baselines")
 
     # The champion, loaded back from the registry, scores the same validation rows as the candidate did.
-    champion = defs.resources["mlflow"].load_alias()
+    champion = MLflowResource(
+        tracking_uri=settings.mlflow_tracking_uri, experiment=settings.mlflow_experiment,
+        registered_model_name=settings.registered_model_name,
+    ).load_alias()
     assert champion is not None and champion.version == "1"
     model = first.output_for_node("model")
     table = modelling_table(first.output_for_node("features"), first.output_for_node("labels"))

@@ -48,7 +48,7 @@ def test_the_guide_dates_are_used_when_the_data_spans_them_and_recorded_otherwis
                           validation_fraction=0.2)
     assert plan.kind == "configured" and plan.test_start == GUIDE_SPLIT_3[1]
     assert plan.validation_end <= plan.test_start - timedelta(hours=24)
-    quarter = pd.DataFrame({"datetime": times[times < "2015-04-01"]})
+    quarter = pd.DataFrame({"datetime": times[times < pd.Timestamp("2015-04-01")]})
     assert plan_for_table(quarter, train_end=GUIDE_SPLIT_3[0], test_start=GUIDE_SPLIT_3[1], horizon_hours=24,
                           validation_fraction=0.2).kind == "proportional"
 
