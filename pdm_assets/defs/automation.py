@@ -20,6 +20,12 @@ RETRAIN = (
     & ~dg.AutomationCondition.any_deps_in_progress()
 )
 
+# The bento is rebuilt when the promotion asset's data version (the champion version) changes, or when missing.
+CHAMPION_MOVED = (
+    dg.AutomationCondition.on_missing()
+    | dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed())
+) & ~dg.AutomationCondition.any_deps_in_progress()
+
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
     target=dg.AssetSelection.all(),

@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 
-from pdm_assets.defs.automation import SAFE_EAGER
+from pdm_assets.defs.automation import CHAMPION_MOVED, SAFE_EAGER
 from pdm_assets.defs.resources import MLflowResource
 from pdm_assets.lib.bento_build import build_bento, containerize, import_model, load_champion
 from pdm_assets.settings import get_settings
@@ -13,9 +13,9 @@ GROUP = "serving"
 IMAGE_CHECK = "image_built"
 
 
-# `promotion` moves the champion alias; model and evaluation are what it judged.
+# Rebuilt when `promotion` moves the champion alias (its data version), never after a rejection.
 @dg.asset(
-    group_name=GROUP, kinds={"bentoml"}, deps=["model", "evaluation", "promotion"], automation_condition=SAFE_EAGER
+    group_name=GROUP, kinds={"bentoml"}, deps=["promotion"], automation_condition=CHAMPION_MOVED
 )
 def bento(context: dg.AssetExecutionContext, mlflow: MLflowResource) -> dg.MaterializeResult[dict[str, Any]]:
     """The MLflow version holding `champion`, imported into the BentoML store and built into a bento."""

@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from pdm_assets.defs.automation import RETRAIN, SAFE_EAGER
 from pdm_assets.defs.resources import MLflowResource
 from pdm_assets.lib import plots, protocol
 from pdm_assets.lib import promotion as gate
@@ -24,7 +25,7 @@ from pdm_assets.settings import get_settings
 GROUP = "training"
 
 
-@dg.asset(group_name=GROUP, kinds={"sklearn", "mlflow"})
+@dg.asset(group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=RETRAIN)
 def model(
     context: dg.AssetExecutionContext,
     features: pd.DataFrame,
@@ -99,7 +100,7 @@ def _trained(model: dict[str, Any]) -> TrainedModel:
                         f1_threshold=model["f1_threshold"], validation=dict(model["validation"]))
 
 
-@dg.asset(group_name=GROUP, kinds={"sklearn", "mlflow"})
+@dg.asset(group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=SAFE_EAGER)
 def evaluation(
     context: dg.AssetExecutionContext,
     model: dict[str, Any],
@@ -197,7 +198,7 @@ def _write_outputs(reports_dir: Any, report: dict[str, Any], images: dict[str, b
     return {"files": [report_path, card_path], "plots": plot_paths}
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow"})
+@dg.asset(group_name=GROUP, kinds={"mlflow"}, automation_condition=SAFE_EAGER)
 def promotion(
     context: dg.AssetExecutionContext,
     model: dict[str, Any],
@@ -242,6 +243,8 @@ def promotion(
     log(f"version {version} {decision.outcome}; champion is {after}: {decision.reason}")
     return dg.MaterializeResult(
         value={"candidate_version": version, "champion_version": after, **decision.to_dict()},
+        # The data version is the champion: serving rebuilds when it changes, not after a rejection.
+        data_version=dg.DataVersion(str(after)),
         metadata={
             "outcome": decision.outcome,
             "candidate_version": version,
