@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 MLFLOW_DB ?= mlruns/mlflow.db
 
-.PHONY: install run test test-fast ui serve mlflow-ui lint typecheck clean help rollback champion up down load
+.PHONY: install run test test-fast ui serve mlflow-ui lint typecheck clean help rollback champion up down load bench
 
 help:
 	@echo "make run        install what is missing, then materialize every asset"
@@ -17,6 +17,7 @@ help:
 	@echo "make down       stop the local stack"
 	@echo "make load       Locust, 50 rps for 60 s against bentoml serve on loopback, results asserted"
 	@echo "make rollback VERSION=n   move the champion alias back to version n"
+	@echo "make bench      pipeline at 100/300/1,000 machines, serving vs mlflow (<= 15 min): reports/benchmarks.{json,md}"
 
 $(UV):
 	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
@@ -72,3 +73,6 @@ down:
 
 load: install
 	$(UV) run pytest -q -s -p no:cacheprovider pdm_assets_tests/test_ops_service.py -k locust
+
+bench: install
+	$(UV) run python -m pdm_assets.bench

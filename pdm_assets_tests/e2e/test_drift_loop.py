@@ -10,6 +10,7 @@ Two runs on a small synthetic fleet:
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,9 @@ from pdm_assets.defs.ingest.sensors import landing_sensor
 from pdm_assets.lib.simulate import REAL_CALIBRATION, generate_fleet
 from pdm_assets.lib.tracking import alias_history, alias_version
 from pdm_assets.settings import get_settings
-from pdm_assets_tests.test_defs_graph import load_defs
+from pdm_assets_tests.test_defs_graph import ROOT, load_defs
 
-MACHINES, DAYS, LANDED_DAYS = 10, 60, 30
+MACHINES, DAYS, LANDED_DAYS = 12, 100, 30  # 12 x 100 is enough for the first version to pass the gate
 MAX_TICKS = 8
 PIPELINE = dg.AssetSelection.groups("ingest", "features", "training")
 SERVING = {"bento", "bento_container"}
@@ -58,9 +59,8 @@ def land_new_days(landing: Path, start: pd.Timestamp, *, with_failures: bool) ->
     return rows
 
 
-def tick_until_quiet(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[set[str]]:
+def tick_until_quiet(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: Any) -> list[set[str]]:
     """Evaluate automation and run what it requests (serving excluded), until nothing more is requested."""
-    cursor = None
     requested_per_tick: list[set[str]] = []
     for _ in range(MAX_TICKS):
         result = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
@@ -96,6 +96,9 @@ def run_loop(isolated_project: Path, monkeypatch: pytest.MonkeyPatch, *, with_fa
     with dg.DagsterInstance.get() as instance:
         first = dg.materialize(list(defs.assets or []), selection=PIPELINE, resources=defs.resources, instance=instance)
         assert first.success
+        assert first.output_for_node("promotion")["promote"], "the first version should become champion"
+        # the automation sensor was already running before the new data landed
+        cursor = dg.evaluate_automation_conditions(defs, instance).cursor
         champion_before = alias_version(settings.mlflow_tracking_uri, settings.registered_model_name)
         raw_before = {t: len(defs.load_asset_value(f"raw_{t}", instance=instance)) for t in ("telemetry", "errors")}
 
@@ -104,18 +107,18 @@ def run_loop(isolated_project: Path, monkeypatch: pytest.MonkeyPatch, *, with_fa
         tick = landing_sensor(dg.build_sensor_context(instance=instance))
         assert isinstance(tick, dg.SensorResult) and len(tick.run_requests) == 1
         request = tick.run_requests[0]
-        ingest = defs.get_job_def("ingest_landed_files").execute_in_process(
+        ingest = defs.resolve_job_def("ingest_landed_files").execute_in_process(
             run_config=request.run_config, instance=instance, tags=request.tags
         )
         assert ingest.success
         second_tick = landing_sensor(dg.build_sensor_context(instance=instance, cursor=tick.cursor))
         assert isinstance(second_tick, dg.SkipReason)
 
-        ticks = tick_until_quiet(defs, instance)
+        ticks = tick_until_quiet(defs, instance, cursor)
         raw_after = {t: len(defs.load_asset_value(f"raw_{t}", instance=instance)) for t in ("telemetry", "errors")}
-        drift = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [dg.AssetCheckKey(dg.AssetKey("features"), "drift")]
-        )[dg.AssetCheckKey(dg.AssetKey("features"), "drift")]
+        drift_key = dg.AssetCheckKey(dg.AssetKey("features"), "drift")
+        drift = instance.event_log_storage.get_latest_asset_check_execution_by_key([drift_key]).get(drift_key)
+        assert drift is not None, f"the drift check never ran; automation requested {ticks}"
         promotion = defs.load_asset_value("promotion", instance=instance)
     return {
         "landed": landed,
@@ -130,6 +133,17 @@ def run_loop(isolated_project: Path, monkeypatch: pytest.MonkeyPatch, *, with_fa
     }
 
 
+def save_summary(name: str, outcome: dict[str, Any]) -> None:
+    """What the run did, for the operator reading reports/e2e/ (and the closing note)."""
+    folder = ROOT / "reports" / "e2e"
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = {k: v for k, v in outcome.items() if k != "drift"}
+    summary["drift_check_passed"] = outcome["drift"].evaluation.passed
+    summary["drift_metadata"] = {k: str(v.value) for k, v in outcome["drift"].evaluation.metadata.items()}
+    summary["ticks"] = [sorted(t) for t in outcome["ticks"]]
+    (folder / f"{name}.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
 def assert_common(outcome: dict[str, Any]) -> None:
     for table in ("telemetry", "errors"):
         assert outcome["raw_after"][table] - outcome["raw_before"][table] == outcome["landed"][table]
@@ -142,6 +156,7 @@ def assert_common(outcome: dict[str, Any]) -> None:
 
 def test_recoverable_drift_promotes_the_challenger(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     outcome = run_loop(isolated_project, monkeypatch, with_failures=True)
+    save_summary("recoverable_drift", outcome)
     assert_common(outcome)
     assert outcome["promotion"]["outcome"] == "promoted", outcome["promotion"]["reason"]
     assert outcome["champion_after"] == outcome["promotion"]["candidate_version"]
@@ -151,8 +166,9 @@ def test_recoverable_drift_promotes_the_challenger(isolated_project: Path, monke
 
 def test_a_challenger_without_evidence_is_rejected(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     outcome = run_loop(isolated_project, monkeypatch, with_failures=False)
+    save_summary("rejected_challenger", outcome)
     assert_common(outcome)
     assert outcome["promotion"]["outcome"] == "rejected"
-    assert "no failure event" in outcome["promotion"]["reason"]
+    assert "FAIL beats_baselines" in outcome["promotion"]["reason"]  # no failure to announce in the test period
     assert outcome["champion_after"] == outcome["champion_before"]
     assert not SERVING & set().union(*outcome["ticks"]), "nothing to rebuild when the champion stays"
