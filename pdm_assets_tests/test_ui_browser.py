@@ -52,14 +52,14 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 @pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A materialized 3-machine fleet in a temporary DAGSTER_HOME, served by `dagster dev`."""
+    """A materialized small fleet in a temporary DAGSTER_HOME, served by `dagster dev`."""
     project = tmp_path_factory.mktemp("ui")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PDM_")},
         "DAGSTER_HOME": str(project / "home"),
         "PDM_DATA_SOURCE": "synthetic",
-        "PDM_SYNTHETIC_MACHINES": "4",
-        "PDM_SYNTHETIC_DAYS": "60",
+        "PDM_SYNTHETIC_MACHINES": "12",  # enough failures for a meaningful evaluation and a champion
+        "PDM_SYNTHETIC_DAYS": "100",
         "PDM_MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns' / 'mlflow.db'}",
         "PDM_REPORTS_DIR": str(project / "reports"),
         "PDM_LANDING_DIR": str(project / "landing"),
@@ -146,17 +146,28 @@ def test_asset_graph_shows_every_group(page, dagster_ui: str) -> None:  # type: 
 def test_evaluation_metadata_renders_its_plots(page, dagster_ui: str) -> None:  # type: ignore[no-untyped-def]
     open_page(page, f"{dagster_ui}/assets/evaluation")
     page.get_by_text("row_pr_auc").first.wait_for(timeout=60_000)
-    images = page.locator("img[src^='data:image/png']")
-    images.first.wait_for(timeout=30_000)
-    page.screenshot(path=str(SCREENSHOTS / "evaluation.png"), full_page=True)
-    assert images.count() >= 3
-    assert images.first.evaluate("img => img.naturalWidth") > 100
+    rows = page.locator("tr", has_text="plot_")
+    rows.first.wait_for(timeout=30_000)
+    shown = 0
+    for index in range(rows.count()):
+        rows.nth(index).get_by_text("Show Markdown").click()
+        image = page.locator("img[src^='data:image/png']").first
+        image.wait_for(timeout=30_000)
+        assert image.evaluate("img => img.naturalWidth") > 100
+        if shown == 0:
+            page.wait_for_timeout(800)  # let the dialog finish fading in
+            page.screenshot(path=str(SCREENSHOTS / "evaluation_plot.png"))
+        shown += 1
+        page.keyboard.press("Escape")
+        page.locator("img[src^='data:image/png']").first.wait_for(state="detached", timeout=10_000)
+    assert shown >= 5  # PR curve, calibration, confusion matrix, lead times, feature importance
 
 
 def test_sensors_page_lists_both_sensors_running(page, dagster_ui: str) -> None:  # type: ignore[no-untyped-def]
     open_page(page, f"{dagster_ui}/automation")
     for sensor in ("landing_sensor", "automation_sensor"):
-        row = page.locator("tr", has_text=sensor).first
-        row.wait_for(timeout=60_000)
-        assert row.locator("input[type=checkbox]").first.is_checked(), f"{sensor} is not running"
+        name = page.get_by_text(sensor, exact=True).first
+        name.wait_for(timeout=60_000)
+        row = name.locator("xpath=ancestor::*[count(.//input[@type='checkbox']) >= 2][1]")
+        assert row.locator("input[type=checkbox]").last.is_checked(), f"{sensor} is not running"
     page.screenshot(path=str(SCREENSHOTS / "sensors.png"), full_page=True)
