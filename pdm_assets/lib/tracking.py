@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +84,20 @@ def log_and_register(
                 pyfunc_predict_fn="predict_proba",
                 metadata=dict(model_metadata),
                 serialization_format="cloudpickle",
+                # Stated, not inferred: inference spawns a subprocess that costs ~10 s per registration.
+                pip_requirements=model_requirements(),
             )
             version = str(info.registered_model_version)
             client.set_model_version_tag(registered_name, version, "data_source", tags.get("data_source", "unknown"))
             return ModelRecord(run.info.run_id, info.model_uri, registered_name, version)
+
+
+MODEL_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
+
+
+def model_requirements() -> list[str]:
+    """Pinned versions of what loading the fitted pipeline needs, from this environment."""
+    return [f"{name}=={version(name)}" for name in MODEL_PACKAGES]
 
 
 def log_artifact(tracking_uri: str, run_id: str, path: Path, artifact_path: str | None = None) -> None:
