@@ -110,7 +110,7 @@ def drift_report(
 def prometheus_text(report: DriftReport) -> str:
     """The drift figures in Prometheus' text format, for a node-exporter textfile collector."""
     lines = [
-        "# HELP pdm_feature_drift_psi Population stability index of a feature, recent window vs champion training data.",
+        "# HELP pdm_feature_drift_psi PSI of a feature, recent window vs the champion training data.",
         "# TYPE pdm_feature_drift_psi gauge",
     ]
     for feature, value in zip(report.features["feature"], report.features["psi"].to_numpy(float), strict=True):

@@ -156,7 +156,8 @@ def _reasons_from(cases: pd.DataFrame) -> dict[int, list[str]]:
     reasons: dict[int, list[str]] = {}
     for case in cases.to_dict(orient="records"):
         if case["index"] is None or pd.isna(case["index"]):
-            raise ValueError(f"unexpected table-level failure {case['check']} on {case['column']}: {case['failure_case']}")
+            problem = f"{case['check']} on {case['column']}: {case['failure_case']}"
+            raise ValueError(f"unexpected table-level failure {problem}")
         text = (
             "duplicate of an earlier row with the same key"
             if case["check"] == "multiple_fields_uniqueness"
