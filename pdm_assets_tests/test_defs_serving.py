@@ -30,7 +30,8 @@ def test_serving_assets_follow_the_champion() -> None:
 
     graph = defs.resolve_asset_graph()
     bento, container = dg.AssetKey("bento"), dg.AssetKey("bento_container")
-    assert graph.get(bento).parent_keys == {dg.AssetKey("model"), dg.AssetKey("evaluation"), dg.AssetKey("promotion")}
+    # only the gate's decision rebuilds the bento: its data version is the champion version
+    assert graph.get(bento).parent_keys == {dg.AssetKey("promotion")}
     assert graph.get(container).parent_keys == {bento}
     assert {graph.get(k).group_name for k in (bento, container)} == {"serving"}
 
