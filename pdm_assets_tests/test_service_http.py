@@ -163,6 +163,8 @@ def test_other_methods_and_media_types_are_4xx_not_500(client: httpx.Client) -> 
     pickled = client.post("/predict", content=b"\x80\x04K\x01.",
                           headers={"content-type": "application/vnd.bentoml+pickle"})
     assert pickled.status_code == 415 and "not allowed" in pickled.json()["error"]
+    form = client.post("/predict", content=b'{"histories": []}', headers={"content-type": "multipart/form-data"})
+    assert form.status_code == 415 and "send application/json" in form.json()["error"]
 
 
 def test_probes_and_model_card(project: TrainedProject, client: httpx.Client) -> None:
