@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from pdm_assets.bench.serving import stop_process_group as stop
 from pdm_assets.lib.history import MachineHistory
 
 MACHINES, DAYS = 10, 90  # 5 x 60 trips sklearn 1.9 binning in the current train.py (component head)
@@ -173,18 +173,6 @@ def wait_until_up(server: Server, *, ready: bool) -> None:
             pass
         time.sleep(0.5)
     pytest.fail(f"{server.url}{path} not 200 after {READY_TIMEOUT_S} s:\n{server.log_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's own process group, SIGKILL if it lingers."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
 
 
 def copy_home(source: Path, target: Path) -> Path:

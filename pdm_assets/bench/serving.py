@@ -145,10 +145,10 @@ def running(name: str, command: list[str], env: dict[str, str], port: int, ready
         server.startup_seconds = round(time.monotonic() - started, 2)
         yield server
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the server's own process group, SIGKILL if it lingers."""
     if process.poll() is not None:
         return
