@@ -24,6 +24,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from pdm_assets.bench.pipeline import project_env as bench_project_env
 from pdm_assets.bench.serving import stop_process_group as stop
 from pdm_assets.lib.history import MachineHistory
 
@@ -60,16 +61,8 @@ _CACHE: dict[str, TrainedProject] = {}
 
 
 def project_env(root: Path) -> dict[str, str]:
-    return {
-        "DAGSTER_HOME": str(root / ".dagster_home"),
-        "PDM_DATA_SOURCE": "synthetic",
-        "PDM_SYNTHETIC_MACHINES": str(MACHINES),
-        "PDM_SYNTHETIC_DAYS": str(DAYS),
-        "PDM_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        "PDM_REPORTS_DIR": str(root / "reports"),
-        "PDM_BENTOML_HOME": str(root / "bentoml_home"),
-        "PDM_RAW_CACHE_DIR": str(root / "data" / "raw"),
-    }
+    """The isolated settings of the serving project: the benchmark's, on this fleet."""
+    return bench_project_env(root, MACHINES, DAYS)
 
 
 def materialize(selection: dg.AssetSelection) -> dg.ExecuteInProcessResult:

@@ -13,7 +13,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from pdm_assets.bench.serving import stop_process_group as stop
 
 pytestmark = pytest.mark.slow
 
@@ -74,16 +75,6 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = 90) -> Non
             pass
         time.sleep(0.5)
     raise AssertionError(f"{what} did not come up in {timeout:.0f} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def postgres_bin(name: str) -> str:
