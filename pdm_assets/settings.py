@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     max_telemetry_rows: int = Field(default=24 * 14, ge=24)
     max_event_rows: int = Field(default=1000, ge=1)  # errors and maintenance records per history
     container_backend: Literal["docker", "podman", "buildah"] = "podman"
+    # Request threads per service worker; requests that overlap are scored together (lib/batching.py).
+    serving_threads: int = Field(default=16, ge=1, le=256)
 
     # --- operations
     landing_dir: Path = Path("data/landing")

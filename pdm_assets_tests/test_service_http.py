@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,7 @@ EXPECTED_METRICS = {
                                           "pdm_feature_seconds_count"}),
     "pdm_batch_size": ("histogram", {"pdm_batch_size_bucket", "pdm_batch_size_sum", "pdm_batch_size_count"}),
     "pdm_validation_rejections": ("counter", {"pdm_validation_rejections_total"}),
+    "pdm_scored_together": ("histogram", {"pdm_scored_together_count", "pdm_scored_together_sum"}),
     "pdm_model_info": ("gauge", {"pdm_model_info"}),
     "pdm_model_trained_timestamp_seconds": ("gauge", {"pdm_model_trained_timestamp_seconds"}),
 }
@@ -212,6 +214,27 @@ def test_metrics_expose_the_custom_families_after_a_few_requests(
     assert predicted >= 3
     assert values[("pdm_batch_size_count", ())] >= 3
     assert values[("pdm_model_trained_timestamp_seconds", ())] > 1e9
+
+
+def test_overlapping_requests_each_get_their_own_answers_or_their_own_rejection(
+    project: TrainedProject, server: Server, good: dict[str, Any]
+) -> None:
+    """Concurrent requests may be scored in one call; answers must not mix, and a bad one fails alone."""
+    points = project.features.sample(3 * MAX_BATCH, random_state=7).reset_index(drop=True)
+    bodies = [request_body(histories_at(project, points.iloc[i : i + 3][["machineID", "datetime"]]))
+              for i in range(0, len(points), 3)]
+    late = {**good, "as_of": "2000-01-01T00:00:00"}  # every record is after as_of: a 422 for this request only
+    with server.client() as c:
+        alone = [post(c, body).json() for body in bodies]
+    requests: list[Any] = [*bodies, {"histories": [late]}] * 4
+    with ThreadPoolExecutor(len(requests)) as pool, httpx.Client(base_url=server.url, timeout=60) as c:
+        responses = list(pool.map(lambda body: post(c, body), requests))
+    for body, response in zip(requests, responses, strict=True):
+        if body["histories"][0] is late:
+            assert response.status_code == 422 and "after as_of" in response.json()["error"], response.text
+        else:
+            assert response.status_code == 200, response.text
+            assert response.json() == alone[bodies.index(body)]
 
 
 def test_a_corrupt_model_file_leaves_readyz_false_and_says_why(
