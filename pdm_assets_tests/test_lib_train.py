@@ -18,6 +18,7 @@ from pdm_assets.lib.simulate import generate_fleet
 from pdm_assets.lib.train import (
     HEAD_FLOOR,
     FailureThenComponent,
+    FeatureMatrix,
     corrected_probability,
     failure_probability,
     fit_and_tune,
@@ -152,3 +153,33 @@ def test_rows_far_from_failure_skip_the_head_within_its_floor() -> None:
     assert np.abs(proba[:, [1, 4]] - exact).max() < HEAD_FLOOR
     assert model.component_shares_ == pytest.approx([failing[x[:, 1] > 0].sum() / failing.sum(), 0, 0,
                                                     failing[x[:, 1] <= 0].sum() / failing.sum()])
+
+
+def test_the_feature_matrix_is_column_for_column_sklearns_one_hot_and_passthrough() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    from pdm_assets.lib.tables import MACHINE_MODELS
+
+    table = parts()[0]["train"]
+    columns = list(FEATURE_COLUMNS)
+    numeric = [c for c in columns if c != "model"]
+    reference = ColumnTransformer([
+        ("model", OneHotEncoder(categories=[list(MACHINE_MODELS)]), ["model"]), ("numeric", "passthrough", numeric),
+    ]).fit(table[columns])
+    ours = FeatureMatrix(columns).fit(table[columns])
+    shuffled = table[list(reversed(table.columns))].head(500)  # column order and extra columns do not matter
+    np.testing.assert_array_equal(ours.transform(shuffled), reference.transform(shuffled[columns]))
+    assert ours.transform(shuffled).dtype == np.float64
+    without_model = FeatureMatrix(numeric).fit(table)
+    np.testing.assert_array_equal(without_model.transform(table.head(5)), table[numeric].head(5).to_numpy(float))
+
+
+def test_the_feature_matrix_names_an_unknown_model_and_a_missing_column() -> None:
+    table = parts()[0]["train"].head(3)
+    prep = FeatureMatrix(list(FEATURE_COLUMNS)).fit(table)
+    odd = table.assign(model=["model1", "model9", None])
+    with pytest.raises(ValueError, match=r"unknown machine model model9, nan; expected one of model1"):
+        prep.transform(odd)
+    with pytest.raises(ValueError, match=r"lacks the columns \['age'\]"):
+        prep.transform(table.drop(columns=["age"]))

@@ -276,7 +276,9 @@ def predictions(
     pipeline: Pipeline, contract: ServingContract, features: pd.DataFrame, model_version: str
 ) -> list[Prediction]:
     """Score feature rows with the pipeline and the threshold the model carries."""
-    components = predict_components(pipeline, features[contract.feature_columns])
+    # By position: selecting the columns by name copies them through pandas' indexer (0.5 ms a request).
+    columns = features.iloc[:, features.columns.get_indexer(contract.feature_columns)]
+    components = predict_components(pipeline, columns)
     probability = failure_probability(components)
     per_component = components[list(COMPONENTS)].to_numpy(np.float64)
     return [
