@@ -277,7 +277,7 @@ def predictions(
 ) -> list[Prediction]:
     """Score feature rows with the pipeline and the threshold the model carries."""
     # By position: selecting the columns by name copies them through pandas' indexer (0.5 ms a request).
-    columns = features.iloc[:, features.columns.get_indexer(contract.feature_columns)]
+    columns = features.take(features.columns.get_indexer(pd.Index(contract.feature_columns)), axis=1)
     components = predict_components(pipeline, columns)
     probability = failure_probability(components)
     per_component = components[list(COMPONENTS)].to_numpy(np.float64)

@@ -189,7 +189,7 @@ class FeatureMatrix(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "numeric_")
-        numeric = X.iloc[:, self._positions(X, self.numeric_)].to_numpy(np.float64)
+        numeric = X.take(self._positions(X, self.numeric_), axis=1).to_numpy(np.float64)
         if not self.encodes_model_:
             return numeric
         models = X["model"].to_numpy(dtype=object)
@@ -205,7 +205,7 @@ class FeatureMatrix(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _positions(X: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-        positions = X.columns.get_indexer(list(columns))
+        positions = X.columns.get_indexer(pd.Index(list(columns)))
         if (positions < 0).any():
             missing = [c for c, p in zip(columns, positions, strict=True) if p < 0]
             raise ValueError(f"the feature table lacks the columns {missing}")
