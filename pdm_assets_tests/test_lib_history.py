@@ -21,7 +21,7 @@ from pdm_assets.lib.history import (
     check_scores,
     features_for_histories,
     histories_from_tables,
-    history_tables,
+    history_arrays,
     predictions,
 )
 
@@ -52,28 +52,36 @@ def parse(*bodies: dict[str, Any]) -> list[MachineHistory]:
 # --- layout --------------------------------------------------------------------------------------------
 
 
-def test_history_tables_key_each_history_by_position_and_drop_telemetry_outside_the_window() -> None:
+def test_history_arrays_key_each_history_by_position_and_drop_telemetry_outside_the_window() -> None:
     old = history_dict(hours=30)  # 6 readings older than the 24 h window
     other = history_dict(as_of=T0 - timedelta(days=400), machine_id=7, model="model1", age=0, errors=[])
-    telemetry, errors, maint, machines, score_times = history_tables(parse(old, other), limits=LIMITS)
+    batch = history_arrays(parse(old, other), limits=LIMITS)
+    raw = batch.raw
 
-    assert telemetry.groupby("machineID").size().to_dict() == {0: 24, 1: 24}
-    assert telemetry["datetime"].min() == T0 - timedelta(days=400, hours=23)
-    assert errors.to_dict("records") == [{"datetime": T0 - timedelta(hours=5), "machineID": 0, "errorID": "error1"}]
-    assert list(maint["machineID"]) == [0, 1]
-    assert machines.to_dict("records") == [
-        {"machineID": 0, "model": "model3", "age": 12}, {"machineID": 1, "model": "model1", "age": 0},
-    ]
-    assert list(score_times["datetime"]) == [T0, T0 - timedelta(days=400)]
+    assert np.bincount(raw.telemetry_machine).tolist() == [24, 24]
+    assert raw.telemetry_seconds.min() == seconds(T0 - timedelta(days=400, hours=23))
+    assert (raw.error_machine.tolist(), raw.error_seconds.tolist(), raw.error_codes.tolist()) == (
+        [0], [seconds(T0 - timedelta(hours=5))], ["error1"]
+    )
+    assert raw.maint_machine.tolist() == [0, 1]
+    assert (raw.machine_ids.tolist(), raw.machine_models.tolist(), raw.machine_ages.tolist()) == (
+        [0, 1], ["model3", "model1"], [12.0, 0.0]
+    )
+    assert batch.positions.tolist() == [0, 1]
+    assert batch.score_times.tolist() == [T0, T0 - timedelta(days=400)]
 
 
-def test_aligned_tables_put_every_as_of_in_one_hour_without_changing_time_differences() -> None:
+def test_aligned_arrays_put_every_as_of_in_one_hour_without_changing_time_differences() -> None:
     far, near = history_dict(as_of=T0 - timedelta(days=3000)), history_dict()
-    tables = history_tables(parse(far, near), limits=LIMITS, align=True)
-    assert tables.score_times["datetime"].nunique() == 1
-    first_reading = tables.telemetry.groupby("machineID")["datetime"].min()
-    gaps = tables.score_times.set_index("machineID")["datetime"] - first_reading
-    assert list(gaps) == [timedelta(hours=23)] * 2
+    batch = history_arrays(parse(far, near), limits=LIMITS, align=True)
+    assert len(set(batch.score_times.tolist())) == 1
+    first_reading = [batch.raw.telemetry_seconds[batch.raw.telemetry_machine == m].min() for m in (0, 1)]
+    gaps = [seconds(t) - first for t, first in zip(batch.score_times.tolist(), first_reading, strict=True)]
+    assert gaps == [23 * 3600] * 2
+
+
+def seconds(t: datetime) -> int:
+    return int(np.datetime64(t, "s").astype(np.int64))
 
 
 def test_features_do_not_depend_on_absolute_time_or_on_the_rest_of_the_batch() -> None:

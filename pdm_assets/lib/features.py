@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -50,6 +53,40 @@ def grid_score_times(telemetry: pd.DataFrame, grid_hours: int) -> pd.DataFrame:
     return keys.sort_values(list(KEY_COLUMNS)).reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class RawArrays:
+    """The raw tables as the arrays features are computed from: built from the tables for training
+    (`from_tables`) and straight from a parsed request when serving, which then needs no DataFrame."""
+
+    telemetry_machine: np.ndarray  # int64
+    telemetry_seconds: np.ndarray  # int64 seconds since 1970
+    sensors: Mapping[str, np.ndarray]  # one array per sensor, as stored (converted one at a time)
+    error_machine: np.ndarray
+    error_seconds: np.ndarray
+    error_codes: np.ndarray  # object
+    maint_machine: np.ndarray
+    maint_seconds: np.ndarray
+    maint_codes: np.ndarray
+    machine_ids: np.ndarray  # int64, one row per machine
+    machine_models: np.ndarray  # object
+    machine_ages: np.ndarray  # float64
+
+    @classmethod
+    def from_tables(
+        cls, telemetry: pd.DataFrame, errors: pd.DataFrame, maint: pd.DataFrame, machines: pd.DataFrame
+    ) -> RawArrays:
+        return cls(
+            telemetry["machineID"].to_numpy(np.int64), epoch_seconds(telemetry["datetime"]),
+            {sensor: telemetry[sensor].to_numpy() for sensor in SENSORS},
+            errors["machineID"].to_numpy(np.int64), epoch_seconds(errors["datetime"]),
+            errors["errorID"].to_numpy(dtype=object),
+            maint["machineID"].to_numpy(np.int64), epoch_seconds(maint["datetime"]),
+            maint["comp"].to_numpy(dtype=object),
+            machines["machineID"].to_numpy(np.int64), machines["model"].to_numpy(dtype=object),
+            machines["age"].to_numpy(dtype=np.float64),
+        )
+
+
 def build_features(
     telemetry: pd.DataFrame,
     errors: pd.DataFrame,
@@ -65,25 +102,39 @@ def build_features(
     readings in their 24 h window are dropped; with score_times every point is kept and the caller
     decides what to do with its READINGS_COLUMN.
     """
-    explicit = score_times is not None
     keys = grid_score_times(telemetry, grid_hours) if score_times is None else _sorted_keys(score_times)
-    machine_ids = keys["machineID"].to_numpy(np.int64)
-    seconds = epoch_seconds(keys["datetime"])
+    return feature_table(
+        RawArrays.from_tables(telemetry, errors, maint, machines),
+        keys["machineID"].to_numpy(np.int64), keys["datetime"].to_numpy(),
+        drop_short=score_times is None,
+    )
 
+
+def feature_table(
+    raw: RawArrays, machine_ids: np.ndarray, times: np.ndarray, *, drop_short: bool = False,
+    labels: Mapping[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """The feature rows of the scoring points (machine_ids[i], times[i]), in that order.
+
+    With drop_short, rows with fewer than MIN_READINGS_24H readings in their 24 h window are left out.
+    `labels` replaces the machineID and datetime columns written to the table (the service computes on
+    aligned positions and reports the client's ids and times); the features are those of the points.
+    """
+    seconds = times.astype("datetime64[s]").astype(np.int64)
     columns: dict[str, np.ndarray] = {}
-    readings = _sensor_features(telemetry, machine_ids, seconds, columns)
-    _error_features(errors, machine_ids, seconds, columns)
-    _maintenance_features(maint, machine_ids, seconds, columns)
-
-    # One frame from all columns at once: inserting them one by one costs more than computing them.
+    readings = _sensor_features(raw, machine_ids, seconds, columns)
+    _error_features(raw, machine_ids, seconds, columns)
+    _maintenance_features(raw, machine_ids, seconds, columns)
+    model, age = _machine_features(raw, machine_ids)
     names = SENSOR_FEATURES + ERROR_FEATURES + MAINTENANCE_FEATURES
-    computed = {READINGS_COLUMN: readings, **{name: columns[name] for name in names}}
+    shown = labels or {"machineID": machine_ids, "datetime": times}
+    everything = {
+        "machineID": shown["machineID"], "datetime": shown["datetime"], READINGS_COLUMN: readings,
+        **{name: columns[name] for name in names}, "model": model, "age": age,
+    }
     # Short rows are dropped while the columns are copied into the frame, not by copying the frame again.
-    keep = None if explicit else readings >= MIN_READINGS_24H
-    if keep is not None:
-        keys = keys[keep].reset_index(drop=True)
-    table = pd.concat([keys, _frame(computed, keys.index, keep)], axis=1)
-    return _attach_machine_features(table, machines)
+    keep = readings >= MIN_READINGS_24H if drop_short else None
+    return _frame(everything, pd.RangeIndex(len(readings) if keep is None else int(keep.sum())), keep)
 
 
 def _sorted_keys(score_times: pd.DataFrame) -> pd.DataFrame:
@@ -110,17 +161,19 @@ def _frame(columns: dict[str, np.ndarray], index: pd.Index, rows: np.ndarray | N
                     block[row] = columns[name]
                 else:
                     np.compress(rows, columns[name], out=block[row])
-            runs.append(pd.DataFrame(block.T, index=index, columns=names[start:stop], copy=False))
+            # Codes stay object (a frame made from an object block would infer pandas' string type).
+            dtype = object if block.dtype == object else None
+            runs.append(pd.DataFrame(block.T, index=index, columns=names[start:stop], copy=False, dtype=dtype))
             start = stop
     return pd.concat(runs, axis=1) if len(runs) > 1 else runs[0]
 
 
 def _sensor_features(
-    telemetry: pd.DataFrame, machine_ids: np.ndarray, seconds: np.ndarray, out: dict[str, np.ndarray]
+    raw: RawArrays, machine_ids: np.ndarray, seconds: np.ndarray, out: dict[str, np.ndarray]
 ) -> np.ndarray:
     """Rolling stats per sensor over windows (t - w, t]; returns the reading count of the 24 h window."""
-    tele_ids = telemetry["machineID"].to_numpy(np.int64)
-    tele_hours = epoch_seconds(telemetry["datetime"]) // _HOUR_S
+    tele_ids = raw.telemetry_machine
+    tele_hours = raw.telemetry_seconds // _HOUR_S
     # floor(t) to the hour: readings in (t - w, t] are the w hourly cells ending at floor(t).
     score_hours = seconds // _HOUR_S
     width = max(SENSOR_WINDOWS_HOURS)
@@ -143,7 +196,7 @@ def _sensor_features(
     counts = np.zeros(len(seconds), dtype=np.int64)
     for sensor in SENSORS:
         grid = np.full((len(machines) + 1, span), np.nan)
-        grid[tele_row, tele_col] = telemetry[sensor].to_numpy(np.float64)
+        grid[tele_row, tele_col] = np.asarray(raw.sensors[sensor], dtype=np.float64)
         for hours, stats in _window_stats(grid, score_row, score_col, SENSOR_WINDOWS_HOURS).items():
             for stat in SENSOR_STATS:
                 out[f"{sensor}_{stat}_{hours}h"] = stats[stat]
@@ -194,19 +247,18 @@ def _nan_stats(window: np.ndarray, out: dict[str, np.ndarray], rows: slice) -> N
     out["max"][rows] = np.fmax.reduce(window, axis=1)
 
 
-def _event_keys(frame: pd.DataFrame, column: str, codes: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _event_keys(
+    machine: np.ndarray, seconds: np.ndarray, values: np.ndarray, codes: tuple[str, ...]
+) -> dict[str, np.ndarray]:
     """Sorted machine/time keys of the events of each code."""
-    keys = frame["machineID"].to_numpy(np.int64) * _MACHINE_STRIDE + epoch_seconds(frame["datetime"])
-    values = frame[column].to_numpy(dtype=object)
+    keys = machine * _MACHINE_STRIDE + seconds
     return {code: np.sort(keys[values == code]) for code in codes}
 
 
-def _error_features(
-    errors: pd.DataFrame, machine_ids: np.ndarray, seconds: np.ndarray, out: dict[str, np.ndarray]
-) -> None:
+def _error_features(raw: RawArrays, machine_ids: np.ndarray, seconds: np.ndarray, out: dict[str, np.ndarray]) -> None:
     """Counts of each error type in (t - w, t] and hours since its last occurrence within the lookback."""
     score_keys = machine_ids * _MACHINE_STRIDE + seconds
-    for error, keys in _event_keys(errors, "errorID", ERROR_IDS).items():
+    for error, keys in _event_keys(raw.error_machine, raw.error_seconds, raw.error_codes, ERROR_IDS).items():
         upto_t = np.searchsorted(keys, score_keys, side="right")
         for hours in ERROR_WINDOWS_HOURS:
             before_window = np.searchsorted(keys, score_keys - hours * _HOUR_S, side="right")
@@ -217,11 +269,11 @@ def _error_features(
 
 
 def _maintenance_features(
-    maint: pd.DataFrame, machine_ids: np.ndarray, seconds: np.ndarray, out: dict[str, np.ndarray]
+    raw: RawArrays, machine_ids: np.ndarray, seconds: np.ndarray, out: dict[str, np.ndarray]
 ) -> None:
     """Hours since the last replacement of each component strictly before t (NaN when none is known)."""
     score_keys = machine_ids * _MACHINE_STRIDE + seconds
-    for comp, keys in _event_keys(maint, "comp", COMPONENTS).items():
+    for comp, keys in _event_keys(raw.maint_machine, raw.maint_seconds, raw.maint_codes, COMPONENTS).items():
         # side="left": a replacement at t itself coincides with a failure at t and must not be seen.
         before_t = np.searchsorted(keys, score_keys, side="left")
         out[f"hours_since_replacement_{comp}"] = _hours_since_last(
@@ -246,20 +298,17 @@ def _hours_since_last(
     return np.where(valid, hours, np.nan).astype(np.float32)
 
 
-def _attach_machine_features(table: pd.DataFrame, machines: pd.DataFrame) -> pd.DataFrame:
-    """Model and age by machineID (NaN for unknown machines); a left join without pandas' merge overhead."""
-    ids = machines["machineID"].to_numpy(np.int64)
+def _machine_features(raw: RawArrays, machine_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Model (object) and age (float32) by machineID, NaN for unknown machines: a join without pandas' merge."""
+    ids = raw.machine_ids
     if len(np.unique(ids)) != len(ids):
         raise pd.errors.MergeError("machines has repeated machineID values; one row per machine is expected")
+    if not len(ids):
+        return np.full(len(machine_ids), np.nan, dtype=object), np.full(len(machine_ids), np.nan, dtype=np.float32)
     order = np.argsort(ids, kind="stable")
-    wanted = table["machineID"].to_numpy(np.int64)
-    position = np.minimum(np.searchsorted(ids[order], wanted), max(len(ids) - 1, 0))
-    found = ids[order][position] == wanted if len(ids) else np.zeros(len(wanted), dtype=bool)
-    rows = order[position] if len(ids) else position
-    models = machines["model"].to_numpy(dtype=object)
-    ages = machines["age"].to_numpy(dtype=np.float64)
-    out = table.copy(deep=False)  # new columns only: the computed ones are not copied (copy-on-write)
-    model = np.where(found, models[rows] if len(ids) else np.nan, np.nan)
-    out["model"] = pd.Series(model, index=out.index, dtype=object)
-    out["age"] = np.where(found, ages[rows] if len(ids) else np.nan, np.nan).astype(np.float32)
-    return out
+    position = np.minimum(np.searchsorted(ids[order], machine_ids), len(ids) - 1)
+    found = ids[order][position] == machine_ids
+    rows = order[position]
+    model = np.where(found, raw.machine_models[rows], np.nan).astype(object)
+    age = np.where(found, raw.machine_ages[rows], np.nan).astype(np.float32)
+    return model, age

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
@@ -18,7 +18,8 @@ from pdm_assets.lib.features import (
     MIN_READINGS_24H,
     READINGS_COLUMN,
     TELEMETRY_LOOKBACK_HOURS,
-    build_features,
+    RawArrays,
+    feature_table,
 )
 from pdm_assets.lib.tables import COMPONENTS, ERROR_IDS, MACHINE_MODELS, SENSORS
 from pdm_assets.lib.train import failure_probability, predict_components
@@ -181,23 +182,18 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class HistoryTables:
-    """The raw tables of a batch, one machine key per history (its index in the batch)."""
+class HistoryBatch:
+    """A validated batch as build_features' arrays, each history keyed by its position in the batch."""
 
-    telemetry: pd.DataFrame
-    errors: pd.DataFrame
-    maint: pd.DataFrame
-    machines: pd.DataFrame
-    score_times: pd.DataFrame
-
-    def __iter__(self) -> Iterator[pd.DataFrame]:
-        return iter((self.telemetry, self.errors, self.maint, self.machines, self.score_times))
+    raw: RawArrays
+    positions: np.ndarray  # int64, 0 .. len(batch) - 1
+    score_times: np.ndarray  # datetime64[us], shifted when aligned
 
 
-def history_tables(
+def history_arrays(
     histories: Sequence[MachineHistory], *, limits: Limits | None = None, align: bool = False
-) -> HistoryTables:
-    """Validate a batch and lay it out as build_features' five inputs, keyed by position in the batch.
+) -> HistoryBatch:
+    """Validate a batch and lay it out as the arrays features are computed from, keyed by position.
 
     Telemetry older than the 24 h window is dropped (it never enters a feature). With `align`, each
     history is shifted by whole hours so every as_of falls in one hour: features depend only on time
@@ -228,20 +224,23 @@ def history_tables(
         shift = (as_of_hour - _ALIGN_TO).astype("timedelta64[us]")
 
     values = np.asarray(tele.values, dtype=np.float64).reshape(-1, len(SENSORS))[recent]
-    # Each frame in one constructor call; codes stay object arrays (no conversion to pandas' string type).
-    telemetry = pd.DataFrame({
-        "datetime": tele.times[recent] - shift[tele.owner[recent]], "machineID": tele.owner[recent],
-        **{sensor: values[:, i] for i, sensor in enumerate(SENSORS)},
-    })
-    errors = pd.DataFrame({"datetime": errs.times - shift[errs.owner], "machineID": errs.owner,
-                           "errorID": pd.Series(errs.values, dtype=object)})
-    maint_frame = pd.DataFrame({"datetime": maint.times - shift[maint.owner], "machineID": maint.owner,
-                                "comp": pd.Series(maint.values, dtype=object)})
-    keys = np.arange(len(histories), dtype=np.int64)
-    machines = pd.DataFrame({"machineID": keys, "model": pd.Series([h.model for h in histories], dtype=object),
-                             "age": np.array([h.age for h in histories], dtype=np.int64)})
-    score_times = pd.DataFrame({"machineID": keys, "datetime": as_of - shift})
-    return HistoryTables(telemetry, errors, maint_frame, machines, score_times)
+    positions = np.arange(len(histories), dtype=np.int64)
+    raw = RawArrays(
+        telemetry_machine=tele.owner[recent],
+        telemetry_seconds=_seconds(tele.times[recent] - shift[tele.owner[recent]]),
+        sensors={sensor: values[:, i] for i, sensor in enumerate(SENSORS)},
+        error_machine=errs.owner, error_seconds=_seconds(errs.times - shift[errs.owner]),
+        error_codes=np.array(errs.values, dtype=object),
+        maint_machine=maint.owner, maint_seconds=_seconds(maint.times - shift[maint.owner]),
+        maint_codes=np.array(maint.values, dtype=object),
+        machine_ids=positions, machine_models=np.array([h.model for h in histories], dtype=object),
+        machine_ages=np.array([h.age for h in histories], dtype=np.float64),
+    )
+    return HistoryBatch(raw, positions, as_of - shift)
+
+
+def _seconds(times: np.ndarray) -> np.ndarray:
+    return times.astype("datetime64[s]").astype(np.int64)
 
 
 def features_for_histories(histories: Sequence[MachineHistory], *, limits: Limits | None = None) -> pd.DataFrame:
@@ -251,10 +250,10 @@ def features_for_histories(histories: Sequence[MachineHistory], *, limits: Limit
     and as_of as datetime. Raises HistoryError when a history has fewer than MIN_READINGS_24H
     readings in its 24 h window, the rows training would have dropped.
     """
-    tables = history_tables(histories, limits=limits, align=True)
-    table = build_features(tables.telemetry, tables.errors, tables.maint, tables.machines,
-                           score_times=tables.score_times)
-    # build_features sorts by (machineID, datetime): machineID is the position, so this is request order.
+    batch = history_arrays(histories, limits=limits, align=True)
+    shown = {"machineID": np.array([h.machine_id for h in histories], dtype=np.int64),
+             "datetime": np.array([h.as_of for h in histories], dtype="datetime64[ns]")}
+    table = feature_table(batch.raw, batch.positions, batch.score_times, labels=shown)
     readings = table[READINGS_COLUMN].to_numpy()
     short = np.flatnonzero(readings < MIN_READINGS_24H)
     if len(short):
@@ -267,8 +266,6 @@ def features_for_histories(histories: Sequence[MachineHistory], *, limits: Limit
             f"{_fmt(end)}] before as_of {_fmt(np.datetime64(histories[i].as_of, 'us'))}; at least "
             f"{MIN_READINGS_24H} are needed (send the last {TELEMETRY_LOOKBACK_HOURS} hourly readings)",
         )
-    table["machineID"] = np.array([h.machine_id for h in histories], dtype=np.int64)
-    table["datetime"] = np.array([h.as_of for h in histories], dtype="datetime64[ns]")
     return table
 
 
