@@ -176,7 +176,9 @@ def bento_server(prepared: dict[str, Any], workers: int, work: Path, env: dict[s
 def mlflow_server(prepared: dict[str, Any], workers: int, work: Path, env: dict[str, str]) -> Any:
     """`mlflow models serve --env-manager local -m models:/NAME@champion --workers`."""
     port = free_port()
-    server_env = {**env, "MLFLOW_TRACKING_URI": prepared["tracking_uri"]}
+    # mlflow starts `uvicorn` by name: the environment's bin directory must be on PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+    server_env = {**env, "MLFLOW_TRACKING_URI": prepared["tracking_uri"], "PATH": path}
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", prepared["model_uri"], "--env-manager",
                "local", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     return running(f"mlflow models serve ({workers} worker(s))", command, server_env, port, "/ping",
