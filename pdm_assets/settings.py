@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     drift_cron: str = "0 * * * *"
     retrain_cron: str = "0 3 * * 1"
     metrics_dir: Path = Path("reports/metrics")
+    # When set, the drift check also pushes its gauges here: on Kubernetes a run's pod (and its files) is gone
+    # before anything scrapes it, and a Pushgateway needs no volume shared with an exporter.
+    pushgateway_url: str | None = None
 
     @model_validator(mode="after")
     def _split_dates_are_ordered(self) -> Settings:

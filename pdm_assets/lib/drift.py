@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from prometheus_client import CollectorRegistry, Gauge, generate_latest, push_to_gateway
 from scipy import stats
 
 PSI_BINS = 10
@@ -15,6 +17,9 @@ PSI_DRIFT = 0.25
 KS_ALPHA = 0.01
 ALERT_RATE_RATIO_DRIFT = 3.0
 _EPS = 1e-4
+# The Pushgateway's job label: the textfile exporter's scrape job has the same name, so dashboards match either.
+PUSHGATEWAY_JOB = "pdm-drift"
+PUSH_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -107,21 +112,41 @@ def drift_report(
     )
 
 
-def prometheus_text(report: DriftReport) -> str:
-    """The drift figures in Prometheus' text format, for a node-exporter textfile collector."""
-    lines = [
-        "# HELP pdm_feature_drift_psi PSI of a feature, recent window vs the champion training data.",
-        "# TYPE pdm_feature_drift_psi gauge",
-    ]
+def drift_registry(report: DriftReport) -> CollectorRegistry:
+    """The drift figures as Prometheus gauges, in a registry of their own (the textfile and the push share it)."""
+    registry = CollectorRegistry()
+    psi_gauge = Gauge(
+        "pdm_feature_drift_psi",
+        "PSI of a feature, recent window vs the champion training data.",
+        ["feature"],
+        registry=registry,
+    )
     for feature, value in zip(report.features["feature"], report.features["psi"].to_numpy(float), strict=True):
         if np.isfinite(value):
-            lines.append(f'pdm_feature_drift_psi{{feature="{feature}"}} {value:.6g}')
-    lines += [
-        "# HELP pdm_alert_rate_ratio Alert rate of the recent window over the reference's.",
-        "# TYPE pdm_alert_rate_ratio gauge",
-        f"pdm_alert_rate_ratio {report.alert_rate_ratio:.6g}",
-    ]
-    return "\n".join(lines) + "\n"
+            psi_gauge.labels(feature=str(feature)).set(float(value))
+    ratio = Gauge("pdm_alert_rate_ratio", "Alert rate of the recent window over the reference's.", registry=registry)
+    ratio.set(report.alert_rate_ratio)
+    return registry
+
+
+def prometheus_text(report: DriftReport) -> str:
+    """The drift figures in Prometheus' text format, for a node-exporter textfile collector."""
+    return generate_latest(drift_registry(report)).decode()
+
+
+def push_drift_metrics(
+    report: DriftReport, gateway_url: str, job: str = PUSHGATEWAY_JOB, timeout: float = PUSH_TIMEOUT_SECONDS
+) -> str | None:
+    """PUT the drift gauges to a Pushgateway; None when it took them, else why not (never raises for the network).
+
+    PUT replaces everything the job pushed before, so a feature that left the report leaves the gateway too.
+    """
+    registry = drift_registry(report)
+    try:
+        push_to_gateway(gateway_url, job=job, registry=registry, timeout=timeout)
+    except (OSError, http.client.HTTPException, ValueError) as error:  # URLError and HTTPError are OSErrors
+        return f"push to {gateway_url} failed: {type(error).__name__}: {error}"
+    return None
 
 
 def drift_windows(

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from pdm_assets.defs.resources import MLflowResource
-from pdm_assets.lib.drift import drift_report, drift_windows, prometheus_text
+from pdm_assets.lib.drift import drift_report, drift_windows, prometheus_text, push_drift_metrics
 from pdm_assets.lib.features import FEATURE_COLUMNS
 from pdm_assets.lib.train import failure_probability, predict_components
 from pdm_assets.settings import get_settings
@@ -50,6 +50,13 @@ def features_drift(features: pd.DataFrame, mlflow: MLflowResource) -> dg.AssetCh
     report = drift_report(reference, current, numeric, score(reference), score(current), float(meta["threshold"]))
     settings.metrics_dir.mkdir(parents=True, exist_ok=True)
     (settings.metrics_dir / "pdm_drift.prom").write_text(prometheus_text(report))
+    published: dict[str, str] = {}
+    if settings.pushgateway_url:
+        # A gateway that is down costs the dashboard one update, not the check's verdict.
+        failure = push_drift_metrics(report, settings.pushgateway_url)
+        if failure:
+            dg.get_dagster_logger().warning(failure)
+        published["pushgateway"] = failure or f"pushed to {settings.pushgateway_url}"
     return dg.AssetCheckResult(
         passed=not report.drifted,
         severity=dg.AssetCheckSeverity.WARN,
@@ -62,5 +69,6 @@ def features_drift(features: pd.DataFrame, mlflow: MLflowResource) -> dg.AssetCh
             "reference_rows": report.reference_rows,
             "current_rows": report.current_rows,
             "worst_features": dg.MetadataValue.md(report.worst(WORST_SHOWN).to_markdown(index=False, floatfmt=".4g")),
+            **published,
         },
     )
