@@ -18,11 +18,11 @@ RUN python -m pip install --no-cache-dir "uv==0.13.9" \
 WORKDIR /app
 # Dependencies first (a layer that changes only with the lock), then the project itself.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project --no-cache
+RUN uv sync --frozen --no-dev --extra deploy --no-install-project --no-cache
 COPY workspace.yaml ./
 COPY bentos ./bentos
 COPY pdm_assets ./pdm_assets
-RUN uv sync --frozen --no-dev --no-cache
+RUN uv sync --frozen --no-dev --extra deploy --no-cache
 
 # Code and environment stay root-owned and read-only; runs write MLflow, BentoML, reports and
 # Dagster storage under the non-root user's working directory.
