@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data folder (skipped when absent) and an isolated working directory."""
+"""Shared fixtures: the real data folder (skipped when absent), an isolated working directory, a PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_support import PostgresCluster, running_cluster
 
 REAL_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "azure-pdm"
 
@@ -31,3 +32,10 @@ def isolated_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     for name in ("PDM_DATA_DIR", "PDM_DATA_SOURCE"):
         monkeypatch.delenv(name, raising=False)
     yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL per session (skipped without Debian's server binaries); tests make databases."""
+    with running_cluster() as cluster:
+        yield cluster

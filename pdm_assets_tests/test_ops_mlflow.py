@@ -1,29 +1,27 @@
 """MLflow on Postgres with artifacts in S3, reached by PDM_ settings only (docs/scaling.md).
 
-A real PostgreSQL (Debian's server binaries, on loopback, in a temporary folder), an S3 API on loopback
-(moto's server), and `mlflow server --serve-artifacts` between them. The project's own MLflow resource then
-logs, registers, aliases and loads a model with nothing but PDM_MLFLOW_TRACKING_URI set, and the test finds
-the registered model in Postgres and the model files in the S3 bucket.
+A real PostgreSQL (Debian's server binaries on loopback: the session's cluster, postgres_support.py), an S3 API
+on loopback (moto's server), and `mlflow server --serve-artifacts` between them. The project's own MLflow
+resource then logs, registers, aliases and loads a model with nothing but PDM_MLFLOW_TRACKING_URI set, and the
+test finds the registered model in Postgres and the model files in the S3 bucket.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import pwd
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from postgres_support import PostgresCluster
 
+from pdm_assets.bench.serving import free_port
 from pdm_assets.bench.serving import stop_process_group as stop
 
 pytestmark = pytest.mark.slow
@@ -59,12 +57,6 @@ print(json.dumps({"version": record.version, "run_id": record.run_id, "alias": m
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_for(what: str, check: Callable[[], object], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -77,44 +69,10 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = 90) -> Non
     raise AssertionError(f"{what} did not come up in {timeout:.0f} s")
 
 
-def postgres_bin(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
-    if found is None:
-        pytest.skip(f"PostgreSQL server binaries ({name}) are not installed (Debian package postgresql)")
-    return found
-
-
 @pytest.fixture
-def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL on 127.0.0.1 with a database `mlflow`, trusting local connections."""
-    initdb, server, psql = postgres_bin("initdb"), postgres_bin("postgres"), postgres_bin("psql")
-    # PostgreSQL refuses to run as root: as root, run it as the `postgres` system user in a folder it can reach.
-    as_user: list[str] = []
-    folder = Path(tempfile.mkdtemp(prefix="pdm-pg-"))
-    folder.chmod(0o755)
-    if os.geteuid() == 0:
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no `postgres` user to run PostgreSQL as")
-        os.chown(folder, owner.pw_uid, owner.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    log = (folder / "postgres.log").open("wb") if not as_user else subprocess.DEVNULL
-    process = None
-    try:
-        subprocess.run([*as_user, initdb, "-D", str(folder / "data"), "-U", "pdm", "--auth=trust", "-E", "UTF8"],
-                       check=True, capture_output=True, timeout=120)
-        process = subprocess.Popen([*as_user, server, "-D", str(folder / "data"), "-h", "127.0.0.1", "-p", str(port),
-                                    "-k", str(folder)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        ready = [psql, "-h", "127.0.0.1", "-p", str(port), "-U", "pdm", "-d", "postgres", "-tAc"]
-        wait_for("PostgreSQL", lambda: subprocess.run([*ready, "select 1"], capture_output=True).returncode == 0)
-        subprocess.run([*ready, "create database mlflow"], check=True, capture_output=True)
-        yield f"postgresql://pdm@127.0.0.1:{port}/mlflow"
-    finally:
-        if process is not None:
-            stop(process)
-        shutil.rmtree(folder, ignore_errors=True)
+def postgres(postgres_cluster: PostgresCluster) -> str:
+    """A fresh database on the session's throwaway PostgreSQL (postgres_support.py)."""
+    return postgres_cluster.new_database("mlflow")
 
 
 @pytest.fixture
