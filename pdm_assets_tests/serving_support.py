@@ -65,8 +65,10 @@ def project_env(root: Path) -> dict[str, str]:
     return bench_project_env(root, MACHINES, DAYS)
 
 
-def materialize(selection: dg.AssetSelection) -> dg.ExecuteInProcessResult:
-    """Materialize a selection of the project's assets in-process with resources from the environment."""
+def materialize(selection: dg.AssetSelection,
+                instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
+    """Materialize a selection of the project's assets in-process with resources from the environment,
+    on `instance` (an ephemeral one by default)."""
     from pdm_assets.definitions import defs
     from pdm_assets.defs.resources import build_resources
     from pdm_assets.settings import get_settings
@@ -75,7 +77,7 @@ def materialize(selection: dg.AssetSelection) -> dg.ExecuteInProcessResult:
         list(defs.assets or []),
         selection=selection,
         resources=build_resources(get_settings()),
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
     )
 
 

@@ -37,6 +37,16 @@ K8S_RUN_LAUNCHER = {
 }
 RUN_K8S_CONFIG = {"containerConfig", "podSpecConfig", "podTemplateSpecMetadata", "jobSpecConfig", "jobMetadata"}
 
+# What the chart writes into the instance's dagster.yaml (templates/configmap-instance.yaml and
+# helpers/instance/*.tpl): the run launcher and coordinator by type, and always Postgres storage.
+RUN_LAUNCHER_CLASSES = {"K8sRunLauncher": ("dagster_k8s", "K8sRunLauncher")}
+RUN_COORDINATOR_CLASSES = {"QueuedRunCoordinator": ("dagster._core.run_coordinator", "QueuedRunCoordinator")}
+POSTGRES_STORAGE_CLASSES = [
+    ("dagster_postgres.run_storage", "PostgresRunStorage"),
+    ("dagster_postgres.event_log", "PostgresEventLogStorage"),
+    ("dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
+]
+
 
 def deployments() -> list[dict[str, Any]]:
     return list(VALUES["dagster-user-deployments"]["deployments"])
@@ -97,3 +107,34 @@ def test_the_settings_configmap_is_valid_and_names_real_settings() -> None:
     assert SETTINGS_MAP["data"]["PDM_MLFLOW_TRACKING_URI"].startswith("http")
     # the values the settings class would parse are valid for it
     Settings.model_validate({k.removeprefix("PDM_").lower(): v for k, v in SETTINGS_MAP["data"].items()})
+
+
+def test_the_image_environment_has_the_classes_and_driver_the_chart_configures() -> None:
+    """The code location's image is this environment with the `deploy` extra: runs and the instance load there."""
+    import importlib
+    from importlib.metadata import version
+
+    import sqlalchemy
+
+    classes = [RUN_LAUNCHER_CLASSES[VALUES["runLauncher"]["type"]],
+               RUN_COORDINATOR_CLASSES[VALUES["dagsterDaemon"]["runCoordinator"]["type"]],
+               *POSTGRES_STORAGE_CLASSES]
+    for module, name in classes:
+        try:
+            loaded = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as error:
+            pytest.fail(f"{module}.{name}: {error} (install the deploy extra: uv sync --extra deploy)")
+        assert callable(getattr(loaded, "from_config_value", None)), f"{module}.{name} is not loadable from config"
+
+    # the libraries are released in step with dagster: 1.13.27 goes with 0.29.27
+    _, minor, patch = version("dagster").split(".")[:3]
+    for library in ("dagster-k8s", "dagster-postgres"):
+        assert version(library) == f"0.{int(minor) + 16}.{patch}", (library, version(library), version("dagster"))
+
+    # the URL scheme the chart passes to SQLAlchemy names a driver this environment has
+    scheme = VALUES["postgresql"].get("postgresqlScheme") or "postgresql"
+    dialect = sqlalchemy.engine.make_url(f"{scheme}://dagster@localhost/dagster").get_dialect()
+    try:
+        dialect.import_dbapi()
+    except ImportError as error:
+        pytest.fail(f"postgresqlScheme {scheme!r} needs a driver the image lacks: {error}")
