@@ -1,41 +1,33 @@
-"""Helm values for Dagster's official chart: the keys the chart accepts, the K8sRunLauncher, an external
-Postgres, and a code location that is this project's image and module (no cluster or chart needed)."""
+"""Helm values for Dagster's official chart: valid against the chart's own values schema, the K8sRunLauncher,
+an external Postgres, and a code location that is this project's image and module (no cluster or chart needed)."""
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 ROOT = Path(__file__).resolve().parents[1]
 HELM = ROOT / "deploy" / "helm"
 VALUES = yaml.safe_load((HELM / "dagster-values.yaml").read_text())
 SETTINGS_MAP = yaml.safe_load((HELM / "pdm-settings.yaml").read_text())
 
-# Field names of the chart's values schema (helm/dagster/schema in dagster's repository, 1.13 series):
-# the top level, a user deployment, and the K8sRunLauncher config (which the chart's schema closes).
-CHART_TOP_LEVEL = {
-    "dagsterWebserver", "dagster-user-deployments", "postgresql", "generatePostgresqlPasswordSecret",
-    "generateCeleryConfigSecret", "rabbitmq", "redis", "flower", "ingress", "imagePullSecrets",
-    "computeLogManager", "scheduler", "runLauncher", "pythonLogs", "dagsterDaemon", "busybox", "migrate",
-    "telemetry", "serviceAccount", "global", "retention", "additionalInstanceConfig",
-}
-USER_DEPLOYMENT = {
-    "name", "image", "dagsterApiGrpcArgs", "codeServerArgs", "includeConfigInLaunchedRuns", "port", "env",
-    "envConfigMaps", "envSecrets", "annotations", "nodeSelector", "affinity", "tolerations",
-    "podSecurityContext", "securityContext", "resources", "livenessProbe", "readinessProbe", "startupProbe",
-    "labels", "volumeMounts", "volumes", "schedulerName",
-}
-K8S_RUN_LAUNCHER = {
-    "image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile", "envConfigMaps",
-    "envSecrets", "envVars", "volumeMounts", "volumes", "labels", "failPodOnRunFailure", "resources",
-    "schedulerName", "securityContext", "runK8sConfig",
-}
-RUN_K8S_CONFIG = {"containerConfig", "podSpecConfig", "podTemplateSpecMetadata", "jobSpecConfig", "jobMetadata"}
+# The chart's values.schema.json (deploy/helm/schema/README.md says from where). Its Kubernetes types point at
+# this URL; the oldest definitions kubernetes-validate ships (1.25, the URL's is 1.19) stand in, offline.
+CHART_SCHEMA = json.loads((HELM / "schema" / "dagster-values.schema.json").read_text())
+K8S_DEFINITIONS_URL = "https://raw.githubusercontent.com/yannh/kubernetes-json-schema/master/v1.19.0/_definitions.json"
+K8S_DEFINITIONS = (Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / "v1.25.0-local"
+                   / "_definitions.json")
 
 # What the chart writes into the instance's dagster.yaml (templates/configmap-instance.yaml and
 # helpers/instance/*.tpl): the run launcher and coordinator by type, and always Postgres storage.
@@ -52,13 +44,53 @@ def deployments() -> list[dict[str, Any]]:
     return list(VALUES["dagster-user-deployments"]["deployments"])
 
 
-def test_only_keys_the_chart_knows() -> None:
-    assert set(VALUES) <= CHART_TOP_LEVEL, set(VALUES) - CHART_TOP_LEVEL
+def overlay_schema() -> dict[str, Any]:
+    """The chart's schema for a values file that overlays the chart's defaults: Helm validates the merge, so
+    the fields a model requires come from the defaults; every other rule (types, enums, closed objects, the
+    launcher and coordinator configs their `type` asks for) stays."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if not (k == "required" and "properties" in node)}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return dict(strip(CHART_SCHEMA))
+
+
+def schema_errors(values: dict[str, Any]) -> list[str]:
+    # kubernetes-validate keeps the types under $defs, the chart points into #/definitions: offer both names
+    definitions = json.loads(K8S_DEFINITIONS.read_text())["$defs"]
+    contents = {"$defs": definitions, "definitions": definitions}
+    kubernetes = Resource.from_contents(contents, default_specification=DRAFT202012)
+    registry: Registry = Registry().with_resource(K8S_DEFINITIONS_URL, kubernetes)
+    validator = jsonschema.Draft202012Validator(overlay_schema(), registry=registry)
+    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(values)]
+
+
+def test_the_values_are_valid_for_the_charts_schema() -> None:
+    assert schema_errors(VALUES) == []
+
+
+def test_the_schema_check_rejects_what_the_chart_would() -> None:
+    broken = copy.deepcopy(VALUES)
+    broken["runLauncher"]["config"]["k8sRunLauncher"]["imagePullPolicyy"] = "Always"  # a closed object
+    broken["dagsterDaemon"]["runCoordinator"]["type"] = "QueuedCoordinator"  # an enum
+    broken["dagster-user-deployments"]["deployments"][0]["port"] = "3030"  # a type
+    broken["dagster-user-deployments"]["deployments"][0]["resources"]["limits"] = []  # a Kubernetes type
+    errors = "\n".join(schema_errors(broken))
+    for where in ("imagePullPolicyy", "runCoordinator.type", "deployments.0.port", "deployments.0.resources"):
+        assert where in errors, errors
+
+
+def test_keys_where_the_schema_is_open_are_still_the_charts() -> None:
+    """The schema lets any top-level key and any user-deployment key through, so a typo there would be silently
+    ignored by the chart: those keys must be ones the schema names."""
+    assert set(VALUES) <= set(CHART_SCHEMA["properties"]), set(VALUES) - set(CHART_SCHEMA["properties"])
+    known = set(CHART_SCHEMA["$defs"]["UserDeployment"]["properties"])
     for deployment in deployments():
-        assert set(deployment) <= USER_DEPLOYMENT, set(deployment) - USER_DEPLOYMENT
-    launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
-    assert set(launcher) <= K8S_RUN_LAUNCHER, set(launcher) - K8S_RUN_LAUNCHER
-    assert set(launcher["runK8sConfig"]) <= RUN_K8S_CONFIG
+        assert set(deployment) <= known, set(deployment) - known
 
 
 def test_runs_are_kubernetes_jobs_and_storage_is_an_external_postgres() -> None:
