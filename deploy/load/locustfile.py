@@ -3,8 +3,9 @@
     uv run locust -f deploy/load/locustfile.py --headless --host http://127.0.0.1:3000 \
         --users 50 --spawn-rate 50 --run-time 60s --csv reports/load/predict
 
-Each user sends PDM_LOAD_RPS_PER_USER requests per second (default 1: 50 users make 50 rps, and keep making
-it as long as an answer takes less than a second, so a slow service meets the load it is asked to carry).
+Each user sends PDM_LOAD_RPS_PER_USER requests per second on its own schedule (default 1: 50 users make
+50 evenly spread rps, and keep making it as long as an answer takes less than a second, so a slow service
+meets the load it is asked to carry).
 Histories come from a synthetic fleet, the request a client would send (payloads.py); an
 answer counts as a failure unless it is a 200 with one prediction for the machine asked about.
 Send it only to a service you run yourself, on this machine.
@@ -17,10 +18,12 @@ import random
 import sys
 from pathlib import Path
 
-from locust import FastHttpUser, constant_throughput, events, task
+from locust import FastHttpUser, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from payloads import build_payloads  # noqa: E402
+
+from pdm_assets.bench.pacing import PacedUser  # noqa: E402
 
 RATE_PER_USER = float(os.environ.get("PDM_LOAD_RPS_PER_USER", "1"))
 PAYLOADS: list[tuple[list[int], bytes]] = []
@@ -31,8 +34,10 @@ def _prepare(environment, **_kwargs) -> None:  # type: ignore[no-untyped-def]
     PAYLOADS.extend(build_payloads())
 
 
-class PredictUser(FastHttpUser):
-    wait_time = constant_throughput(RATE_PER_USER)
+class PredictUser(PacedUser, FastHttpUser):
+    """Paced (pdm_assets/bench/pacing.py): the users' requests arrive evenly, not all 50 in the same instant."""
+
+    rate_per_user = RATE_PER_USER
 
     @task
     def predict(self) -> None:

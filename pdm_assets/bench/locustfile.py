@@ -6,9 +6,7 @@ Driven by pdm_assets.bench.serving through the environment:
     BENCH_RATE    requests per second per user; 0 means as fast as the server answers (closed loop)
     BENCH_OUT     where to write {"latencies_ms": [...], "done_at": [...], "failures": n, "errors": [...]}
 Locust's own percentiles are rounded to whole milliseconds and above; these are the raw values.
-A paced user sends on its own fixed schedule, offset from the others' by an even share of one period:
-locust's constant_throughput lines every user up on the same instants, a burst each period instead of
-a fixed rate.
+Paced users (pacing.py) send at an even fixed rate, not in bursts.
 """
 
 from __future__ import annotations
@@ -20,15 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gevent
 from locust import events, task
 from locust.contrib.fasthttp import FastHttpUser
+
+from pdm_assets.bench.pacing import PacedUser
 
 ROUTE = os.environ.get("BENCH_PATH", "/predict")
 RATE = float(os.environ.get("BENCH_RATE", "0"))
 BODIES = [json.dumps(body) for body in json.loads(Path(os.environ["BENCH_BODIES"]).read_text())]
 _NEXT = itertools.cycle(range(len(BODIES)))
-_STARTED = itertools.count()
 _LATENCIES: list[float] = []
 _DONE_AT: list[float] = []
 _ERRORS: list[str] = []
@@ -55,20 +53,8 @@ def _write(**_: Any) -> None:
     )
 
 
-class PostUser(FastHttpUser):
-    next_at = 0.0
-
-    def on_start(self) -> None:
-        if RATE > 0:
-            users = max(1, int(getattr(self.environment.parsed_options, "num_users", 1) or 1))
-            self.next_at = time.time() + (next(_STARTED) % users) / (users * RATE)
-            gevent.sleep(max(0.0, self.next_at - time.time()))
-
-    def wait_time(self) -> float:
-        if RATE <= 0:
-            return 0.0
-        self.next_at += 1.0 / RATE
-        return max(0.0, self.next_at - time.time())
+class PostUser(PacedUser, FastHttpUser):
+    rate_per_user = RATE
 
     @task
     def post(self) -> None:
