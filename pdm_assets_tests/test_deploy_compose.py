@@ -1,5 +1,6 @@
 """deploy/compose.yaml: consistent on paper (healthchecks, loopback ports, mounts, the names Prometheus
-and Grafana use), and, with podman, the part built from this repository brought up and answering."""
+and Grafana use, Dagster's instance on the stack's Postgres), and, with podman, the part built from this
+repository (Postgres from deploy/containers/postgres included) brought up and answering."""
 
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 REQUIRED = {"code-location", "dagster-webserver", "dagster-daemon", "postgres", "mlflow", "pdm-service",
             "prometheus", "grafana"}
-# Everything that needs no image from a registry: built from this repository (or by bentoml containerize).
-LOCAL_SUBSET = ["code-location", "dagster-webserver", "dagster-daemon", "pdm-service", "prometheus",
-                "drift-exporter"]
+# Everything that needs no image from a registry: built from this repository (or by bentoml containerize);
+# postgres with PDM_POSTGRES_IMAGE=localhost/pdm-postgres:latest (deploy/containers/postgres).
+LOCAL_SUBSET = ["postgres", "mlflow", "code-location", "dagster-webserver", "dagster-daemon", "pdm-service",
+                "prometheus", "drift-exporter"]
+LOCAL_POSTGRES_IMAGE = "localhost/pdm-postgres:latest"
+DAGSTER_SERVICES = ("code-location", "dagster-webserver", "dagster-daemon")
 
 
 def test_every_part_of_the_stack_is_there() -> None:
@@ -75,6 +79,47 @@ def test_prometheus_and_grafana_reach_the_services_by_their_compose_names() -> N
     dockerfile = ROOT / "Dockerfile"
     if dockerfile.exists():
         assert f"-p\", \"{server['port']}\"" in dockerfile.read_text(), "the code server listens elsewhere"
+
+
+def test_postgres_is_the_official_image_or_the_local_one_with_the_same_contract() -> None:
+    postgres = SERVICES["postgres"]
+    assert postgres["image"] == "${PDM_POSTGRES_IMAGE:-docker.io/library/postgres:16}"
+    assert "build" not in postgres, "a build: key would tag the local image with the official name"
+    containerfile = (DEPLOY / "containers" / "postgres" / "Containerfile").read_text()
+    entrypoint = DEPLOY / "containers" / "postgres" / "entrypoint.sh"
+    assert os.access(entrypoint, os.X_OK)
+    for word in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "/docker-entrypoint-initdb.d",
+                 "scram-sha-256", "listen_addresses='*'", "PG_VERSION"):
+        assert word in entrypoint.read_text(), word
+    healthcheck = next(line for line in containerfile.splitlines() if line.strip().startswith("CMD "))
+    assert "pg_isready" in healthcheck and "[" not in healthcheck, "the image's healthcheck: shell form"
+    assert "\nUSER postgres\n" in containerfile
+    # the init scripts are mounted where both images run them; one of them makes Dagster's database
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in postgres["volumes"]}
+    initdb = DEPLOY / mounts["/docker-entrypoint-initdb.d"]
+    sql = " ".join(f.read_text() for f in initdb.glob("*.sql"))
+    assert "CREATE DATABASE dagster" in sql
+    assert postgres["environment"]["POSTGRES_DB"] == "mlflow"
+    assert "/mlflow" in " ".join(SERVICES["mlflow"]["command"])
+
+
+def test_dagster_keeps_its_instance_in_the_stacks_postgres() -> None:
+    instance = yaml.safe_load((DEPLOY / "dagster" / "dagster.yaml").read_text())
+    db = instance["storage"]["postgres"]["postgres_db"]
+    assert db["hostname"] == "postgres" and db["port"] == 5432 and db["db_name"] == "dagster"
+    assert db["scheme"] == "postgresql+psycopg2", "SQLAlchemy 2.1 reads postgresql:// as psycopg 3"
+    dagster_home = next(line.split("=", 1)[1].split()[0] for line in (ROOT / "Dockerfile").read_text().splitlines()
+                        if line.startswith("ENV DAGSTER_HOME="))
+    postgres_env = SERVICES["postgres"]["environment"]
+    for name in DAGSTER_SERVICES:
+        service = SERVICES[name]
+        assert f"./dagster/dagster.yaml:{dagster_home}/dagster.yaml:ro" in service["volumes"], name
+        assert "pdm_work:/home/dagster/work" in service["volumes"], f"{name}: DAGSTER_HOME is not writable"
+        env = service["environment"]
+        assert env[db["username"]["env"]] == postgres_env["POSTGRES_USER"], name
+        assert env[db["password"]["env"]] == postgres_env["POSTGRES_PASSWORD"], name
+        assert service["depends_on"]["postgres"] == {"condition": "service_healthy"}, name
+    assert SERVICES["mlflow"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
 
 
 def test_the_service_runs_read_only_like_on_kubernetes() -> None:
@@ -170,13 +215,15 @@ def service_image(tmp_path_factory: pytest.TempPathFactory) -> str:
 def local_stack(service_image: str) -> Iterator[dict[str, int]]:
     code_image = "localhost/pdm-assets-code:compose-test"
     build(code_image, ROOT, ROOT / "Dockerfile")
-    build("localhost/pdm-prometheus:latest", DEPLOY / "containers" / "prometheus",
-          DEPLOY / "containers" / "prometheus" / "Containerfile")
-    ports = {"service": free_port(), "prometheus": free_port(), "dagster": free_port()}
+    for name, image in (("prometheus", "localhost/pdm-prometheus:latest"), ("mlflow", "localhost/pdm-mlflow:latest"),
+                        ("postgres", LOCAL_POSTGRES_IMAGE)):
+        build(image, DEPLOY / "containers" / name, DEPLOY / "containers" / name / "Containerfile")
+    ports = {"service": free_port(), "prometheus": free_port(), "dagster": free_port(), "mlflow": free_port()}
     project = f"pdmtest{os.getpid()}"
     env = {**os.environ, "PDM_CODE_IMAGE": code_image, "PDM_SERVICE_IMAGE": service_image,
+           "PDM_POSTGRES_IMAGE": LOCAL_POSTGRES_IMAGE,
            "PDM_SERVICE_PORT": str(ports["service"]), "PDM_PROMETHEUS_PORT": str(ports["prometheus"]),
-           "PDM_DAGSTER_PORT": str(ports["dagster"])}
+           "PDM_DAGSTER_PORT": str(ports["dagster"]), "PDM_MLFLOW_PORT": str(ports["mlflow"])}
     compose = ["podman-compose", "-p", project, "-f", str(COMPOSE_FILE)]
     try:
         run(*compose, "up", "-d", "--no-build", *LOCAL_SUBSET, env=env, timeout=600)
@@ -222,6 +269,35 @@ def test_the_local_stack_comes_up_and_answers(local_stack: dict[str, Any]) -> No
         return any(e["name"] == "pdm_assets" and e["loadStatus"] == "LOADED" for e in entries)
 
     wait_for("the webserver loading pdm_assets", location_loaded, 240)
+
+    # ... and keeps its instance in Postgres: the GraphQL schema has Instance.info, which names the storage
+    fields = requests.post(f"{dagster}/graphql", json={"query": '{ __type(name: "Instance") { fields { name } } }'},
+                           timeout=10).json()["data"]["__type"]["fields"]
+    assert "info" in {f["name"] for f in fields}
+    info = requests.post(f"{dagster}/graphql", json={"query": "{ instance { info } }"},
+                         timeout=10).json()["data"]["instance"]["info"]
+    print(info)
+    for storage in ("PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"):
+        assert f": {storage}" in info, info
+    postgres = f"{local_stack['project']}_postgres_1"
+
+    def psql(database: str, command: str) -> str:
+        return run("podman", "exec", postgres, "psql", "-U", "pdm", "-d", database, "-Atc", command).stdout
+
+    tables = set(psql("dagster", r"\dt").replace("|", " ").split())
+    assert {"runs", "event_logs", "daemon_heartbeats"} <= tables, sorted(tables)
+
+    # MLflow answers and writes to its Postgres database
+    mlflow = f"http://127.0.0.1:{local_stack['mlflow']}"
+    wait_for("MLflow /health", lambda: requests.get(f"{mlflow}/health", timeout=5).text.strip() == "OK", 240)
+    name = f"compose-test-{local_stack['project']}"
+    created = requests.post(f"{mlflow}/api/2.0/mlflow/experiments/create", json={"name": name}, timeout=30)
+    assert created.status_code == 200, created.text
+    experiment_id = created.json()["experiment_id"]
+    found = requests.get(f"{mlflow}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": name},
+                         timeout=10).json()["experiment"]
+    assert found["experiment_id"] == experiment_id
+    assert psql("mlflow", f"SELECT experiment_id FROM experiments WHERE name = '{name}'").strip() == experiment_id
 
     # every container's own healthcheck passes (podman runs none by itself without systemd)
     def healthy(service_name: str) -> bool:
