@@ -62,6 +62,9 @@ case "${1:-}" in
     if [ $# -eq 0 ] || printf '%s\n' "$@" | grep -qx mlflow; then
       build localhost/pdm-mlflow:latest deploy/containers/mlflow
     fi
+    case "${PDM_POSTGRES_IMAGE:-}" in  # the official image unless PDM_POSTGRES_IMAGE names the local one
+      localhost/pdm-postgres*) build "$PDM_POSTGRES_IMAGE" deploy/containers/postgres ;;
+    esac
     if [ $# -eq 0 ] || printf '%s\n' "$@" | grep -qx pdm-service; then bento_image; fi
     # images are built above; compose only starts containers
     $COMPOSE -p "$PROJECT" -f "$FILE" up -d --no-build "$@"
