@@ -33,16 +33,15 @@ MACHINE_FEATURES: tuple[str, ...] = ("model", "age")
 FEATURE_COLUMNS: tuple[str, ...] = SENSOR_FEATURES + ERROR_FEATURES + MAINTENANCE_FEATURES + MACHINE_FEATURES
 NON_TELEMETRY_FEATURES: tuple[str, ...] = ERROR_FEATURES + MAINTENANCE_FEATURES + MACHINE_FEATURES
 
-_SECOND = np.int64(1)
 _HOUR_S = np.int64(3600)
 # Combined sort key machine * _MACHINE_STRIDE + epoch seconds: one searchsorted serves every machine.
 _MACHINE_STRIDE = np.int64(10_000_000_000)
 _CHUNK_ROWS = 250_000
 
 
-def epoch_seconds(times: pd.Series) -> np.ndarray:
-    """Seconds since 1970 as int64, whatever the datetime resolution."""
-    return (times.astype("datetime64[s]").to_numpy().astype(np.int64)) * _SECOND
+def epoch_seconds(times: pd.Series | np.ndarray) -> np.ndarray:
+    """Seconds since 1970 as int64, whatever the datetime resolution (a column or a datetime64 array)."""
+    return np.asarray(times.astype("datetime64[s]")).astype(np.int64)
 
 
 def grid_score_times(telemetry: pd.DataFrame, grid_hours: int) -> pd.DataFrame:
@@ -120,7 +119,7 @@ def feature_table(
     `labels` replaces the machineID and datetime columns written to the table (the service computes on
     aligned positions and reports the client's ids and times); the features are those of the points.
     """
-    seconds = times.astype("datetime64[s]").astype(np.int64)
+    seconds = epoch_seconds(times)
     columns: dict[str, np.ndarray] = {}
     readings = _sensor_features(raw, machine_ids, seconds, columns)
     _error_features(raw, machine_ids, seconds, columns)

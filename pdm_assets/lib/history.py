@@ -19,6 +19,7 @@ from pdm_assets.lib.features import (
     READINGS_COLUMN,
     TELEMETRY_LOOKBACK_HOURS,
     RawArrays,
+    epoch_seconds,
     feature_table,
 )
 from pdm_assets.lib.tables import COMPONENTS, ERROR_IDS, MACHINE_MODELS, SENSORS
@@ -227,20 +228,16 @@ def history_arrays(
     positions = np.arange(len(histories), dtype=np.int64)
     raw = RawArrays(
         telemetry_machine=tele.owner[recent],
-        telemetry_seconds=_seconds(tele.times[recent] - shift[tele.owner[recent]]),
+        telemetry_seconds=epoch_seconds(tele.times[recent] - shift[tele.owner[recent]]),
         sensors={sensor: values[:, i] for i, sensor in enumerate(SENSORS)},
-        error_machine=errs.owner, error_seconds=_seconds(errs.times - shift[errs.owner]),
+        error_machine=errs.owner, error_seconds=epoch_seconds(errs.times - shift[errs.owner]),
         error_codes=np.array(errs.values, dtype=object),
-        maint_machine=maint.owner, maint_seconds=_seconds(maint.times - shift[maint.owner]),
+        maint_machine=maint.owner, maint_seconds=epoch_seconds(maint.times - shift[maint.owner]),
         maint_codes=np.array(maint.values, dtype=object),
         machine_ids=positions, machine_models=np.array([h.model for h in histories], dtype=object),
         machine_ages=np.array([h.age for h in histories], dtype=np.float64),
     )
     return HistoryBatch(raw, positions, as_of - shift)
-
-
-def _seconds(times: np.ndarray) -> np.ndarray:
-    return times.astype("datetime64[s]").astype(np.int64)
 
 
 def features_for_histories(histories: Sequence[MachineHistory], *, limits: Limits | None = None) -> pd.DataFrame:
