@@ -133,16 +133,9 @@ def bentoml_home(home: Path) -> Iterator[Path]:
 def load_champion(tracking_uri: str, registered_name: str, alias: str = CHAMPION_ALIAS) -> Champion:
     """The pipeline and serving contract of the version holding `alias`, with its run's metrics."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     with tracking(tracking_uri) as client:
-        try:
-            found = client.get_model_version_by_alias(registered_name, alias)
-        except MlflowException as error:
-            raise BentoBuildError(
-                f"no version of {registered_name!r} holds the alias {alias!r} in {tracking_uri}: "
-                "materialize the `model` asset first"
-            ) from error
+        found = _alias_holder(client, tracking_uri, registered_name, alias, ": materialize the `model` asset first")
         uri = f"models:/{registered_name}/{found.version}"
         info = mlflow.models.get_model_info(uri)
         pipeline = mlflow.sklearn.load_model(uri)
@@ -166,16 +159,21 @@ def load_champion(tracking_uri: str, registered_name: str, alias: str = CHAMPION
 
 def champion_tag(tracking_uri: str, registered_name: str, alias: str = CHAMPION_ALIAS) -> str:
     """The tag of the bento built for the current champion (it may not exist yet)."""
+    with tracking(tracking_uri) as client:
+        found = _alias_holder(client, tracking_uri, registered_name, alias)
+    return f"{SERVICE_NAME}:{bento_version(str(found.version), str(found.run_id))}"
+
+
+def _alias_holder(client: Any, tracking_uri: str, registered_name: str, alias: str, hint: str = "") -> Any:
+    """The model version holding `alias`; BentoBuildError (with `hint` appended) when none does."""
     from mlflow.exceptions import MlflowException
 
-    with tracking(tracking_uri) as client:
-        try:
-            found = client.get_model_version_by_alias(registered_name, alias)
-        except MlflowException as error:
-            raise BentoBuildError(
-                f"no version of {registered_name!r} holds the alias {alias!r} in {tracking_uri}"
-            ) from error
-    return f"{SERVICE_NAME}:{bento_version(str(found.version), str(found.run_id))}"
+    try:
+        return client.get_model_version_by_alias(registered_name, alias)
+    except MlflowException as error:
+        raise BentoBuildError(
+            f"no version of {registered_name!r} holds the alias {alias!r} in {tracking_uri}{hint}"
+        ) from error
 
 
 def import_model(champion: Champion, home: Path) -> str:
