@@ -125,7 +125,8 @@ def set_alias(
         client.get_model_version(registered_name, version)  # raises with a clear message if it does not exist
         client.set_registered_model_alias(registered_name, alias, version)
         history = _history(client, registered_name)
-        history.append({"alias": alias, "version": version, "at": datetime.now(UTC).isoformat(), "reason": reason})
+        history.append({"alias": alias, "version": version, "at": datetime.now(UTC).isoformat(),
+                        "reason": reason[:REASON_KEPT]})
         client.set_registered_model_tag(registered_name, HISTORY_TAG, json.dumps(history[-HISTORY_KEPT:]))
 
 
@@ -135,7 +136,8 @@ def alias_history(tracking_uri: str, registered_name: str) -> list[dict[str, str
         return _history(client, registered_name)
 
 
-HISTORY_KEPT = 100  # MLflow tag values are bounded in size
+HISTORY_KEPT = 100  # MLflow tag values are bounded in size: the last moves, each with a bounded reason
+REASON_KEPT = 500
 
 
 def _history(client: MlflowClient, registered_name: str) -> list[dict[str, str]]:

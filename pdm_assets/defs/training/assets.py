@@ -235,7 +235,7 @@ def promotion(
         )
     decision = gate.decide([beats, against])
     if decision.promote:
-        mlflow.set_alias(version, reason=f"promotion gate: {decision.reason}"[:500])
+        mlflow.set_alias(version, reason=f"promotion gate: {decision.reason}")
     run_id = model["record"]["run_id"]
     gate.record_decision(mlflow.tracking_uri, mlflow.registered_model_name, version, run_id, decision)
     after = version if decision.promote else before
