@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def build_payloads(count: int = 200, seed: int = 7, per_request: int = 1) -> list[tuple[list[int], bytes]]:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from pdm_assets.bench.pipeline import project_env
 
 
 def configure(workdir: Path) -> None:
@@ -24,16 +23,10 @@ def configure(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(workdir)
     (workdir / ".dagster_home").mkdir(exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(workdir / ".dagster_home")
-    os.environ["PDM_DATA_SOURCE"] = "synthetic"
-    os.environ.setdefault("PDM_SYNTHETIC_MACHINES", "5")
-    os.environ.setdefault("PDM_SYNTHETIC_DAYS", "60")
-    os.environ["PDM_MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
-    os.environ["PDM_BENTOML_HOME"] = str(workdir / "bentoml_home")
-    os.environ["PDM_REPORTS_DIR"] = str(workdir / "reports")
-    os.environ["PDM_RAW_CACHE_DIR"] = str(workdir / "data" / "raw")
+    machines = int(os.environ.get("PDM_SYNTHETIC_MACHINES", "5"))
+    days = int(os.environ.get("PDM_SYNTHETIC_DAYS", "60"))
+    os.environ.update(project_env(workdir, machines, days))
     os.environ.pop("PDM_DATA_DIR", None)
-    sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
