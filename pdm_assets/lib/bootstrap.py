@@ -43,7 +43,7 @@ def draw_machines(machine_ids: np.ndarray, resamples: int = DEFAULT_RESAMPLES, s
     return Resamples(machines, counts.astype(np.float64))
 
 
-def _per_machine(draws: Resamples, machine_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+def per_machine(draws: Resamples, machine_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Sum of `values` per machine, in the order of draws.machines."""
     sums = np.zeros(len(draws.machines))
     np.add.at(sums, draws.index(np.asarray(machine_ids, dtype=np.int64)), values)
@@ -93,9 +93,9 @@ def f1_at_threshold(
     """Row F1 of `score >= threshold` in each resample."""
     truth = np.asarray(failure, dtype=bool)
     alert = np.asarray(score, dtype=np.float64) >= threshold
-    tp = draws.counts @ _per_machine(draws, machine_ids, (truth & alert).astype(float))
-    fp = draws.counts @ _per_machine(draws, machine_ids, (~truth & alert).astype(float))
-    fn = draws.counts @ _per_machine(draws, machine_ids, (truth & ~alert).astype(float))
+    tp = draws.counts @ per_machine(draws, machine_ids, (truth & alert).astype(float))
+    fp = draws.counts @ per_machine(draws, machine_ids, (~truth & alert).astype(float))
+    fn = draws.counts @ per_machine(draws, machine_ids, (truth & ~alert).astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
 
@@ -104,14 +104,14 @@ def event_figures(
     draws: Resamples, view: EventView, threshold: float, row_machine_ids: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Event recall and false alarms per 100 machine-days of each resample (rows = every scored row)."""
-    events = draws.counts @ _per_machine(draws, view.event_machine, np.ones(len(view.event_machine)))
-    detected = draws.counts @ _per_machine(
+    events = draws.counts @ per_machine(draws, view.event_machine, np.ones(len(view.event_machine)))
+    detected = draws.counts @ per_machine(
         draws, view.event_machine, (view.event_best_score >= threshold).astype(float)
     )
-    alarms = draws.counts @ _per_machine(
+    alarms = draws.counts @ per_machine(
         draws, view.negative_machine, (view.negative_scores >= threshold).astype(float)
     )
-    machine_days = draws.counts @ _per_machine(draws, row_machine_ids, np.ones(len(row_machine_ids))) * (
+    machine_days = draws.counts @ per_machine(draws, row_machine_ids, np.ones(len(row_machine_ids))) * (
         view.grid_hours / 24.0
     )
     return {

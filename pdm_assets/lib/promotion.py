@@ -101,13 +101,13 @@ def beats_baselines(
 def cost_by_machine(
     view: EventView, threshold: float, cost_missed: float, cost_false_alarm: float, machines: np.ndarray
 ) -> np.ndarray:
-    """Each machine's alert cost: missed events times their cost plus false alarms times theirs."""
-    position = np.searchsorted(machines, view.event_machine)
-    missed = np.zeros(len(machines))
-    np.add.at(missed, position, (view.event_best_score < threshold).astype(float))
-    alarms = np.zeros(len(machines))
-    alarm_position = np.searchsorted(machines, view.negative_machine)
-    np.add.at(alarms, alarm_position, (view.negative_scores >= threshold).astype(float))
+    """Each machine's alert cost: missed events times their cost plus false alarms times theirs.
+
+    `machines` is sorted and distinct (as Resamples.machines); only its index is used, so no resample is drawn.
+    """
+    index = bootstrap.Resamples(machines, np.zeros((0, len(machines))))
+    missed = bootstrap.per_machine(index, view.event_machine, (view.event_best_score < threshold).astype(float))
+    alarms = bootstrap.per_machine(index, view.negative_machine, (view.negative_scores >= threshold).astype(float))
     return cost_missed * missed + cost_false_alarm * alarms
 
 
