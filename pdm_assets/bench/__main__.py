@@ -36,7 +36,7 @@ class Preset:
     plan: LoadPlan
 
 
-FULL = Preset((100, 300, 1000), 365, 300, LoadPlan(rate_rps=50, rate_seconds=30, max_seconds=10, batch_seconds=8))
+FULL = Preset((100, 300, 1000), 365, 300, LoadPlan())
 # The smallest fleets the training code fits reliably (it needs failures of two components in training).
 SMOKE = Preset((10, 20), 120, 5, LoadPlan(rate_rps=20, rate_seconds=5, max_seconds=3, batch_seconds=2))
 SERVING_POINTS = 100  # histories prepared: the batch, and the pool the single requests rotate through
