@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pandas as pd
 import pytest
 
 from pdm_assets.bench.pipeline import project_env as bench_project_env
+from pdm_assets.bench.serving import free_port
 from pdm_assets.bench.serving import stop_process_group as stop
 from pdm_assets.lib.history import MachineHistory
 
@@ -112,12 +112,6 @@ def histories_at(project: TrainedProject, points: pd.DataFrame) -> list[MachineH
 
 def request_body(histories: list[MachineHistory]) -> dict[str, Any]:
     return {"histories": [json.loads(h.model_dump_json()) for h in histories]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -18,6 +18,8 @@ import pytest
 import requests
 import yaml
 
+from pdm_assets.bench.serving import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
@@ -171,14 +173,6 @@ def engine_ready() -> None:
 def build(image: str, context: Path, containerfile: Path) -> None:
     run("podman", "build", "--pull=never", "--format", "docker", "-t", image, "-f", str(containerfile), str(context),
         timeout=1800)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, predicate: Any, timeout: float) -> Any:

@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving_support import free_port
 from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
 
-from pdm_assets.bench.serving import stop_process_group
+from pdm_assets.bench.serving import free_port, stop_process_group
 from pdm_assets.defs.monitoring.checks import features_drift
 from pdm_assets.defs.resources import MLflowResource
 from pdm_assets.lib.drift import PUSHGATEWAY_JOB, DriftReport, drift_report, push_drift_metrics

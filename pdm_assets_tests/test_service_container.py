@@ -14,8 +14,9 @@ import dagster as dg
 import httpx
 import numpy as np
 import pytest
-from serving_support import TrainedProject, free_port, histories_at, materialize, request_body, trained_project
+from serving_support import TrainedProject, histories_at, materialize, request_body, trained_project
 
+from pdm_assets.bench.serving import free_port
 from pdm_assets.lib.train import failure_probability, predict_components
 
 ROOT = Path(__file__).resolve().parents[1]
