@@ -22,6 +22,7 @@ import bentoml
 from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -264,20 +265,6 @@ bentoml.asgi_app(Starlette(routes=[Route(MODEL_ROUTE, _model_endpoint, methods=[
 FORM_MEDIA_TYPES = ("multipart/", "application/x-www-form-urlencoded")
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return ""
-
-
-async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
-    body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 class RejectionMiddleware:
     """Every 4xx of /predict as {"error": one readable sentence, ...}, counted by reason.
 
@@ -293,12 +280,12 @@ class RejectionMiddleware:
         if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        media_type = _header(scope, b"content-type").split(";")[0].strip().lower()
+        media_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
         if scope.get("method") == "POST" and media_type.startswith(FORM_MEDIA_TYPES):
             # BentoML parses form bodies itself and fails with a 500 on a malformed one (no boundary).
             service_metrics().rejections.labels(reason="http_415").inc()
             message = f"Content-Type {media_type} is not allowed for {self.path}: send application/json"
-            await _send_json(send, 415, {"error": message})
+            await JSONResponse({"error": message}, status_code=415)(scope, receive, send)
             return
         held: dict[str, Any] = {}
         chunks: list[bytes] = []
