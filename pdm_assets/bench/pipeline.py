@@ -71,7 +71,6 @@ def clean_environ() -> dict[str, str]:
 def run_fleet(machines: int, days: int, workdir: Path, timeout_s: float) -> FleetResult:
     """Materialize the pipeline for one fleet in a child process; its result, or what its log shows at the timeout."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / ".dagster_home").mkdir(exist_ok=True)
     out = workdir / "pipeline_result.json"
     log = workdir / "pipeline.log"
     env = {**clean_environ(), **project_env(workdir, machines, days)}
