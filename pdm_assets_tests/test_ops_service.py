@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ import pytest
 import requests
 import yaml
 
-from pdm_assets.bench.serving import free_port
+from pdm_assets.bench.serving import free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -104,14 +103,8 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM to the server's own process group (the arbiter and its workers), then wait."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process_group(self.process)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
