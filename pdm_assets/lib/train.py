@@ -56,9 +56,7 @@ class FailureThenComponent(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> FailureThenComponent:
         indicators = np.asarray(y, dtype=bool).reshape(len(y), len(COMPONENTS))
-        detector = HistGradientBoostingClassifier(
-            random_state=self.random_state, **{**FIXED_PARAMS, **(self.detector_params or {})}
-        ).fit(without_empty_columns(X), indicators.any(axis=1))
+        detector = fit_detector(X, indicators, self.detector_params or {}, self.random_state)
         head = fit_component_head(X, indicators, self.head_params or HEAD_PARAMS, self.random_state)
         return self._set_fitted(detector, head, component_shares(indicators))
 
@@ -124,6 +122,14 @@ def corrected_probability(sampled: np.ndarray, negative_fraction: float) -> np.n
     """P(failure) before subsampling normal rows at `negative_fraction`: odds times the fraction."""
     scaled = negative_fraction * np.asarray(sampled, dtype=np.float64)
     return scaled / (scaled + 1.0 - sampled)
+
+
+def fit_detector(
+    X: Any, indicators: np.ndarray, params: Mapping[str, Any], seed: int
+) -> HistGradientBoostingClassifier:
+    """P(some component fails) on the sampled rows: FIXED_PARAMS overridden by `params`, empty columns zeroed."""
+    detector = HistGradientBoostingClassifier(random_state=seed, **{**FIXED_PARAMS, **params})
+    return detector.fit(without_empty_columns(X), np.asarray(indicators, dtype=bool).any(axis=1))
 
 
 def fit_component_head(
@@ -328,27 +334,26 @@ def fit_and_tune(
     prep = make_prep(columns).fit(rows[columns])
     fit_x, val_x = prep.transform(rows[columns]), prep.transform(validation[columns])
     head = fit_component_head(fit_x, targets, HEAD_PARAMS, seed)
+    shares = component_shares(targets)
     val_y = validation["failure"].to_numpy(bool)
     search: list[dict[str, Any]] = []
-    best: tuple[tuple[float, float], HistGradientBoostingClassifier, dict[str, Any], np.ndarray] | None = None
+    best: tuple[tuple[float, float], FailureThenComponent, dict[str, Any], np.ndarray] | None = None
     for values in itertools.product(*param_grid.values()):
         params = dict(zip(param_grid.keys(), values, strict=True))
-        detector = HistGradientBoostingClassifier(random_state=seed, **{**FIXED_PARAMS, **params})
-        detector.fit(without_empty_columns(fit_x), targets.any(axis=1))
-        scores = corrected_probability(detector.predict_proba(val_x)[:, 1], negative_fraction)
+        candidate = FailureThenComponent.from_parts(
+            fit_detector(fit_x, targets, params, seed), head, shares, detector_params=params,
+            negative_fraction=negative_fraction, random_state=seed,
+        )
+        scores = candidate.failure_proba(val_x)
         pr_auc = float(average_precision_score(val_y, scores)) if val_y.any() else float("nan")
         view = event_view(scored_frame(validation, scores), failures, horizon_hours, grid_hours)
         cost = alert_cost(view, choose_threshold(view, cost_missed, cost_false_alarm), cost_missed, cost_false_alarm)
         search.append({**params, "validation_cost": cost, "validation_pr_auc": pr_auc})
         rank = (cost, -pr_auc if pr_auc == pr_auc else 0.0)
         if best is None or rank < best[0]:
-            best = (rank, detector, params, scores)
+            best = (rank, candidate, params, scores)
     assert best is not None
-    _, detector, params, scores = best
-    classifier = FailureThenComponent.from_parts(
-        detector, head, component_shares(targets), detector_params=params, negative_fraction=negative_fraction,
-        random_state=seed,
-    )
+    _, classifier, params, scores = best
     pipeline = Pipeline([("prep", prep), ("classifier", classifier)])
     choice = choose_on_validation(
         validation, scores, failures, horizon_hours=horizon_hours, grid_hours=grid_hours,
