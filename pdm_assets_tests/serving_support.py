@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import dagster as dg
@@ -30,6 +31,7 @@ from pdm_assets.lib.history import MachineHistory
 
 MACHINES, DAYS = 10, 90  # 5 x 60 trips sklearn 1.9 binning in the current train.py (component head)
 READY_TIMEOUT_S = 180
+SERVICE_MODULE = "bentos.pdm_service.service"
 
 
 @dataclass
@@ -55,6 +57,20 @@ class TrainedProject:
                 patch.setenv(key, value)
             patch.chdir(self.root)
             yield patch
+
+
+def make_service(project: TrainedProject, model_tag: str, home: Path) -> tuple[Any, ModuleType]:
+    """A service instance whose model reference is `model_tag` in the store at `home`."""
+    import bentoml
+
+    from pdm_assets.lib.bento_build import bentoml_home
+
+    sys.modules.pop(SERVICE_MODULE, None)
+    with project.settings_env() as patch, bentoml_home(home):
+        import bentos.pdm_service.service as module
+
+        patch.setattr(module.PdmService.inner, "model_ref", bentoml.models.BentoModel(model_tag))
+        return module.PdmService(), module
 
 
 _CACHE: dict[str, TrainedProject] = {}

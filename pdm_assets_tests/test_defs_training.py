@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +15,7 @@ from pdm_assets.lib.promotion import not_worse_than_champion
 from pdm_assets.lib.tracking import alias_version
 from pdm_assets.lib.train import score_failure
 from pdm_assets.settings import get_settings
+from pdm_assets_tests.test_defs_graph import load_defs
 
 GROUPS = ("ingest", "features", "training")
 REPORT_KEYS = {
@@ -23,15 +23,6 @@ REPORT_KEYS = {
     "lead_time_median_h", "false_alarms_per_100_machine_days", "ci", "baselines", "confusion_matrix", "split",
     "horizon_hours", "data_source", "positive_rate", "test_start",
 }
-
-
-def load_defs() -> dg.Definitions:
-    """Import the definitions fresh, so resources pick up this test's settings."""
-    for name in [m for m in sys.modules if m.startswith("pdm_assets.definitions")]:
-        del sys.modules[name]
-    from pdm_assets.definitions import defs
-
-    return defs
 
 
 def metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:

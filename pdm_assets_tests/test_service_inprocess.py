@@ -4,43 +4,28 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from prometheus_client import REGISTRY
-from serving_support import TrainedProject, copy_home, histories_at, trained_project
+from serving_support import TrainedProject, copy_home, histories_at, make_service, trained_project
 from sklearn.base import BaseEstimator
 
 from pdm_assets.lib.bento_build import bentoml_home
 from pdm_assets.lib.history import MachineHistory
 from pdm_assets.lib.train import failure_probability, predict_components
 
-SERVICE_MODULE = "bentos.pdm_service.service"
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
     return trained_project(tmp_path_factory)
-
-
-def make_service(project: TrainedProject, model_tag: str, home: Path) -> tuple[Any, ModuleType]:
-    """A service instance whose model reference is `model_tag` in the store at `home`."""
-    import bentoml
-
-    sys.modules.pop(SERVICE_MODULE, None)
-    with project.settings_env() as patch, bentoml_home(home):
-        import bentos.pdm_service.service as module
-
-        patch.setattr(module.PdmService.inner, "model_ref", bentoml.models.BentoModel(model_tag))
-        return module.PdmService(), module
 
 
 @pytest.fixture(scope="module")

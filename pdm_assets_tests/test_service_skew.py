@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from serving_support import TrainedProject, histories_at, trained_project
+from serving_support import TrainedProject, histories_at, make_service, trained_project
 
-from pdm_assets.lib.bento_build import bentoml_home
 from pdm_assets.lib.features import FEATURE_COLUMNS, READINGS_COLUMN
 from pdm_assets.lib.history import Limits, features_for_histories
 from pdm_assets.lib.train import failure_probability, predict_components
@@ -32,14 +30,8 @@ def points(project: TrainedProject) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def service(project: TrainedProject) -> Any:
-    import bentoml
-
-    sys.modules.pop("bentos.pdm_service.service", None)
-    with project.settings_env() as patch, bentoml_home(project.bentoml_home):
-        import bentos.pdm_service.service as module
-
-        patch.setattr(module.PdmService.inner, "model_ref", bentoml.models.BentoModel(project.bento["model_tag"]))
-        return module.PdmService()
+    instance, _ = make_service(project, project.bento["model_tag"], project.bentoml_home)
+    return instance
 
 
 def test_the_service_feature_vector_equals_the_offline_one(project: TrainedProject, points: pd.DataFrame) -> None:
