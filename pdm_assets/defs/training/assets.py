@@ -19,6 +19,7 @@ from pdm_assets.lib import promotion as gate
 from pdm_assets.lib.dataset import modelling_table, plan_for_table, plan_from_dict, split_parts
 from pdm_assets.lib.features import ERROR_LOOKBACK_HOURS, FEATURE_COLUMNS, TELEMETRY_LOOKBACK_HOURS
 from pdm_assets.lib.model_card import build_model_card, results_table
+from pdm_assets.lib.tracking import ModelRecord
 from pdm_assets.lib.train import TrainedModel, fit_and_tune, score_failure
 from pdm_assets.settings import get_settings
 
@@ -191,9 +192,9 @@ def _write_outputs(reports_dir: Any, report: dict[str, Any], images: dict[str, b
     report_path = reports_dir / "evaluation.json"
     report_path.write_text(json.dumps(report, indent=2, default=str))
     card_path = reports_dir / "model_card.md"
-    record = model["record"]
-    registry_uri = f"models:/{record['registered_name']}/{record['version']}"
-    card = build_model_card(report, model={**record, "registry_uri": registry_uri}, plots=list(images))
+    record = model["record"]  # vars() of the ModelRecord the `model` asset registered
+    card = build_model_card(report, model={**record, "registry_uri": ModelRecord(**record).registry_uri},
+                            plots=list(images))
     card_path.write_text(card)
     return {"files": [report_path, card_path], "plots": plot_paths}
 
