@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from pdm_assets_tests.test_ops_prometheus import promtool as find_promtool
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -102,9 +103,7 @@ def test_the_dashboard_shows_every_required_signal(dashboard: dict[str, Any]) ->
 
 
 def test_every_panel_query_parses_as_promql(dashboard: dict[str, Any], tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    promtool = find_promtool()
     exprs = expressions(dashboard)
     rules = {"groups": [{"name": "dashboard-queries", "rules": [
         {"record": f"dashboard:query_{i}", "expr": as_promql(expr)} for i, (_, expr) in enumerate(exprs)
@@ -119,9 +118,7 @@ def test_every_panel_query_parses_as_promql(dashboard: dict[str, Any], tmp_path:
 
 def test_an_invalid_query_would_be_caught(tmp_path: Path) -> None:
     """The parse check above is only worth something if promtool rejects a broken expression."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    promtool = find_promtool()
     path = tmp_path / "broken.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [
         {"record": "dashboard:broken", "expr": as_promql("sum by (le) (rate(x[$__rate_interval])")}]}]}))
