@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,20 @@ class SplitPlan:
     def to_dict(self) -> dict[str, Any]:
         """Plain values for metadata and reports."""
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SplitPlan:
+        """A SplitPlan back from its `to_dict()` form (as carried in model metadata)."""
+        return cls(
+            kind=str(values["kind"]),
+            train_start=datetime.fromisoformat(values["train_start"]),
+            train_end=datetime.fromisoformat(values["train_end"]),
+            validation_start=datetime.fromisoformat(values["validation_start"]),
+            validation_end=datetime.fromisoformat(values["validation_end"]),
+            test_start=datetime.fromisoformat(values["test_start"]),
+            test_end=datetime.fromisoformat(values["test_end"]),
+            gap_hours=int(values["gap_hours"]),
+        )
 
     def part(self, times: pd.Series, name: str) -> pd.Series:
         """Boolean mask of the rows in one period: "train", "validation" or "test"."""
