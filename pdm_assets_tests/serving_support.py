@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ import dagster as dg
 import httpx
 import pandas as pd
 import pytest
+import requests
 
 from pdm_assets.bench.pipeline import project_env as bench_project_env
 from pdm_assets.bench.serving import free_port
@@ -74,6 +75,25 @@ def make_service(project: TrainedProject, model_tag: str, home: Path) -> tuple[A
 
 
 _CACHE: dict[str, TrainedProject] = {}
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+    """Poll until predicate() is truthy (returning it) or fail after timeout seconds.
+
+    A connection error or a half-formed answer (requests/OS errors, ValueError, KeyError, IndexError) counts
+    as "not yet"; anything else, an AssertionError from the predicate included, fails at once."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (requests.RequestException, OSError, ValueError, KeyError, IndexError) as error:
+            last = error
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
 def project_env(root: Path) -> dict[str, str]:

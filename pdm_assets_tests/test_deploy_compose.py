@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from serving_support import wait_for
 
 from pdm_assets.bench.serving import free_port
 
@@ -175,20 +175,6 @@ def build(image: str, context: Path, containerfile: Path) -> None:
         timeout=1800)
 
 
-def wait_for(what: str, predicate: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except (requests.RequestException, OSError, ValueError, KeyError, IndexError) as error:
-            last = error
-        time.sleep(2)
-    raise AssertionError(f"{what}: not after {timeout:.0f} s (last: {last!r})")
-
-
 @pytest.fixture(scope="module")
 def service_image(tmp_path_factory: pytest.TempPathFactory) -> str:
     """`bentoml containerize` of the serving tests' session bento (PDM_OPS_SERVICE_IMAGE: an image built before)."""
@@ -239,7 +225,8 @@ def test_the_local_stack_comes_up_and_answers(local_stack: dict[str, Any]) -> No
     dagster = f"http://127.0.0.1:{local_stack['dagster']}"
 
     # the bento service, non-root on a read-only root filesystem
-    wait_for("pdm-service /readyz", lambda: requests.get(f"{service}/readyz", timeout=5).status_code == 200, 240)
+    wait_for("pdm-service /readyz", lambda: requests.get(f"{service}/readyz", timeout=5).status_code == 200, 240,
+             interval=2)
     card = requests.get(f"{service}/model", timeout=10).json()
     assert card["registered_name"] and card["threshold"] > 0
 
@@ -249,8 +236,8 @@ def test_the_local_stack_comes_up_and_answers(local_stack: dict[str, Any]) -> No
                               timeout=5).json()["data"]["result"]
         return bool(result) and result[0]["value"][1] == "1"
 
-    wait_for("Prometheus scraping pdm-service", lambda: up("pdm-service"), 120)
-    wait_for("Prometheus scraping the drift exporter", lambda: up("pdm-drift"), 120)
+    wait_for("Prometheus scraping pdm-service", lambda: up("pdm-service"), 120, interval=2)
+    wait_for("Prometheus scraping the drift exporter", lambda: up("pdm-drift"), 120, interval=2)
     rules = requests.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert {g["name"] for g in rules} >= {"pdm-service-recording", "pdm-service-alerts"}
 
@@ -262,7 +249,7 @@ def test_the_local_stack_comes_up_and_answers(local_stack: dict[str, Any]) -> No
         entries = answer["data"]["workspaceOrError"]["locationEntries"]
         return any(e["name"] == "pdm_assets" and e["loadStatus"] == "LOADED" for e in entries)
 
-    wait_for("the webserver loading pdm_assets", location_loaded, 240)
+    wait_for("the webserver loading pdm_assets", location_loaded, 240, interval=2)
 
     # ... and keeps its instance in Postgres: the GraphQL schema has Instance.info, which names the storage
     fields = requests.post(f"{dagster}/graphql", json={"query": '{ __type(name: "Instance") { fields { name } } }'},
@@ -283,7 +270,8 @@ def test_the_local_stack_comes_up_and_answers(local_stack: dict[str, Any]) -> No
 
     # MLflow answers and writes to its Postgres database
     mlflow = f"http://127.0.0.1:{local_stack['mlflow']}"
-    wait_for("MLflow /health", lambda: requests.get(f"{mlflow}/health", timeout=5).text.strip() == "OK", 240)
+    wait_for("MLflow /health", lambda: requests.get(f"{mlflow}/health", timeout=5).text.strip() == "OK", 240,
+             interval=2)
     name = f"compose-test-{local_stack['project']}"
     created = requests.post(f"{mlflow}/api/2.0/mlflow/experiments/create", json={"name": name}, timeout=30)
     assert created.status_code == 200, created.text
@@ -299,5 +287,5 @@ def test_the_local_stack_comes_up_and_answers(local_stack: dict[str, Any]) -> No
         return run("podman", "healthcheck", "run", name, check=False).returncode == 0
 
     for name in LOCAL_SUBSET:
-        wait_for(f"{name} healthcheck", lambda n=name: healthy(n), 180)
+        wait_for(f"{name} healthcheck", lambda n=name: healthy(n), 180, interval=2)
     print(json.dumps({"healthy": LOCAL_SUBSET}))

@@ -13,13 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from postgres_support import PostgresCluster
+from serving_support import wait_for
 
 from pdm_assets.bench.serving import free_port
 from pdm_assets.bench.serving import stop_process_group as stop
@@ -57,18 +57,6 @@ print(json.dumps({"version": record.version, "run_id": record.run_id, "alias": m
 """
 
 
-def wait_for(what: str, check: Callable[[], object], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, requests.RequestException):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not come up in {timeout:.0f} s")
-
-
 @pytest.fixture
 def postgres(postgres_cluster: PostgresCluster) -> str:
     """A fresh database on the session's throwaway PostgreSQL (postgres_support.py)."""
@@ -86,7 +74,7 @@ def s3(tmp_path: Path) -> Iterator[str]:
                                    stderr=subprocess.STDOUT, start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        wait_for("moto S3", lambda: requests.get(endpoint, timeout=2).status_code < 500)
+        wait_for("moto S3", lambda: requests.get(endpoint, timeout=2).status_code < 500, 90, interval=0.5)
         boto3.client("s3", endpoint_url=endpoint, **_boto(S3_ENV)).create_bucket(Bucket=BUCKET)
         yield endpoint
     finally:
@@ -120,7 +108,7 @@ def mlflow_server(postgres: str, s3: str, tmp_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for("mlflow server", lambda: _alive(process, tmp_path / "mlflow.log")
-                 and requests.get(f"{url}/health", timeout=2).status_code == 200, 180)
+                 and requests.get(f"{url}/health", timeout=2).status_code == 200, 180, interval=0.5)
         yield url
     finally:
         stop(process)
@@ -186,7 +174,8 @@ def test_the_compose_mlflow_image_serves_the_project_from_postgres(postgres: str
                    check=True, capture_output=True, timeout=120)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for("the MLflow container", lambda: requests.get(f"{url}/health", timeout=2).status_code == 200, 240)
+        wait_for("the MLflow container", lambda: requests.get(f"{url}/health", timeout=2).status_code == 200, 240,
+                 interval=0.5)
         run_client(url, tmp_path)
         listed = subprocess.run(["podman", "exec", name, "find", "/mlartifacts", "-name", "MLmodel"],
                                 capture_output=True, text=True, timeout=60, check=True)

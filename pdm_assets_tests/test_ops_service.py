@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from serving_support import wait_for
 
 from pdm_assets.bench.serving import free_port, stop_process_group
 
@@ -39,22 +40,6 @@ pytestmark = pytest.mark.slow
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def wait_for(predicate: Any, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
-    """Poll until predicate() is truthy (returning it) or fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (requests.RequestException, OSError) as error:
-            last = error
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
 def status(url: str) -> int:
@@ -89,11 +74,11 @@ class Server:
         return self
 
     def wait_live(self) -> None:
-        wait_for(lambda: self._alive() and status(f"{self.url}/livez") == 200, START_TIMEOUT, what="/livez")
+        wait_for("/livez", lambda: self._alive() and status(f"{self.url}/livez") == 200, START_TIMEOUT)
 
     def wait_ready(self) -> None:
-        wait_for(lambda: self._alive() and status(f"{self.url}/readyz") == 200, START_TIMEOUT,
-                 what=f"/readyz (log: {self.log})")
+        wait_for(f"/readyz (log: {self.log})", lambda: self._alive() and status(f"{self.url}/readyz") == 200,
+                 START_TIMEOUT)
 
     def _alive(self) -> bool:
         assert self.process is not None
@@ -226,7 +211,7 @@ def prometheus(service: Server, tmp_path: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: process.poll() is None and status(f"{url}/-/ready") == 200, 60, what="Prometheus ready")
+        wait_for("Prometheus ready", lambda: process.poll() is None and status(f"{url}/-/ready") == 200, 60)
         yield url
     finally:
         process.terminate()
@@ -248,7 +233,7 @@ def scalar(prometheus: str, expr: str) -> float | None:
 def test_prometheus_scrapes_requests_and_predictions(
     service: Server, prometheus: str, payloads: list[tuple[list[int], bytes]]
 ) -> None:
-    wait_for(lambda: scalar(prometheus, 'up{job="pdm-service"}') == 1, 30, what="a successful scrape")
+    wait_for("a successful scrape", lambda: scalar(prometheus, 'up{job="pdm-service"}') == 1, 30)
     ok_requests = 'sum(bentoml_service_request_total{job="pdm-service", endpoint="/predict", http_response_code="200"})'
     scored = 'sum(pdm_failure_probability_count{job="pdm-service"})'
     by_alert = 'sum(pdm_predictions_total{job="pdm-service"})'
@@ -265,7 +250,7 @@ def test_prometheus_scrapes_requests_and_predictions(
         return (now[ok_requests] - before[ok_requests] >= sent and now[scored] - before[scored] >= histories
                 and now[by_alert] - before[by_alert] >= histories)
 
-    wait_for(moved, 30, what=f"the counters to move by {sent} requests / {histories} histories")
+    wait_for(f"the counters to move by {sent} requests / {histories} histories", moved, 30)
     after = {e: scalar(prometheus, e) or 0.0 for e in before}
     # exactly what was sent: nothing else talks to this service during the test
     assert after[ok_requests] - before[ok_requests] == sent
@@ -273,8 +258,8 @@ def test_prometheus_scrapes_requests_and_predictions(
     # the histogram's buckets hold every probability, all within [0, 1]
     assert scalar(prometheus, 'sum(pdm_failure_probability_bucket{job="pdm-service", le="1.0"})') == after[scored]
     # the recording rules evaluate against the real series
-    wait_for(lambda: (scalar(prometheus, "job:pdm_predict_requests:rate5m") or 0) > 0, 30, what="request rate")
-    wait_for(lambda: scalar(prometheus, "job:pdm_predict_latency_seconds:p99_5m") is not None, 30, what="p99")
+    wait_for("request rate", lambda: (scalar(prometheus, "job:pdm_predict_requests:rate5m") or 0) > 0, 30)
+    wait_for("p99", lambda: scalar(prometheus, "job:pdm_predict_latency_seconds:p99_5m") is not None, 30)
     assert scalar(prometheus, 'count(pdm_model_info{job="pdm-service"} == 1)') == 1
     # a ready service with a model does not trip the not-ready alert
     assert query(prometheus, 'ALERTS{alertname="PdmServiceNotReady"}') == []
@@ -426,14 +411,14 @@ def test_restart_under_traffic_gives_only_connection_errors(
     try:
         for thread in clients:
             thread.start()
-        wait_for(lambda: outcomes.ok >= 10, 30, what="traffic before the restart")
+        wait_for("traffic before the restart", lambda: outcomes.ok >= 10, 30)
         started = time.monotonic()
         server.stop()
         stopped = time.monotonic()
         server.start()
         server.wait_ready()
         print(f"restart: stopped in {stopped - started:.1f} s, ready again {time.monotonic() - stopped:.1f} s later")
-        wait_for(lambda: outcomes.ok_after_errors >= 10, 60, what="traffic after the restart")
+        wait_for("traffic after the restart", lambda: outcomes.ok_after_errors >= 10, 60)
     finally:
         stop.set()
         for thread in clients:
