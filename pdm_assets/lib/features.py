@@ -179,9 +179,7 @@ def _sensor_features(
     machines, tele_row = np.unique(tele_ids, return_inverse=True)
     score_row = np.searchsorted(machines, machine_ids)
     # With no telemetry at all every scoring point is unknown (and its windows empty), not an index error.
-    known = (score_row < len(machines)) & (
-        machines[np.minimum(score_row, max(len(machines) - 1, 0))] == machine_ids if len(machines) else False
-    )
+    known = np.isin(machine_ids, machines)
     # The grid spans only the hours in use (min with initial=0 would stretch it back to 1970).
     hours_used = np.concatenate([tele_hours, score_hours])
     first_hour = (int(hours_used.min()) if len(hours_used) else 0) - width
