@@ -33,6 +33,7 @@ from pdm_assets.lib.history import MachineHistory
 MACHINES, DAYS = 10, 90  # 5 x 60 trips sklearn 1.9 binning in the current train.py (component head)
 READY_TIMEOUT_S = 180
 SERVICE_MODULE = "bentos.pdm_service.service"
+BASE_IMAGE = "docker.io/library/python:3.11-slim"  # what the container builds start from, never pulled
 
 
 @dataclass
@@ -94,6 +95,17 @@ def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: 
                 return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+
+
+def require_container_engine(*tools: str) -> None:
+    """Skip unless podman and `tools` are installed and podman holds the local python:3.11-slim base image
+    (the container builds use --pull=never)."""
+    for tool in dict.fromkeys(("podman", *tools)):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (../shared/tools/container-engine-setup.sh)")
+    if subprocess.run(["podman", "image", "exists", BASE_IMAGE], capture_output=True, timeout=120,
+                      check=False).returncode != 0:
+        pytest.skip("no python:3.11-slim image (../shared/tools/container-engine-setup.sh builds the stand-in)")
 
 
 def project_env(root: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from serving_support import wait_for
+from serving_support import require_container_engine, wait_for
 
 from pdm_assets.bench.serving import free_port
 
@@ -162,14 +162,6 @@ def run(*args: str, timeout: float = 900, check: bool = True, **kwargs: Any) -> 
     return done
 
 
-def engine_ready() -> None:
-    for tool in ("podman", "podman-compose"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (../shared/tools/container-engine-setup.sh)")
-    if run("podman", "image", "exists", "docker.io/library/python:3.11-slim", check=False).returncode != 0:
-        pytest.skip("no python:3.11-slim image (../shared/tools/container-engine-setup.sh builds the stand-in)")
-
-
 def build(image: str, context: Path, containerfile: Path) -> None:
     run("podman", "build", "--pull=never", "--format", "docker", "-t", image, "-f", str(containerfile), str(context),
         timeout=1800)
@@ -178,7 +170,7 @@ def build(image: str, context: Path, containerfile: Path) -> None:
 @pytest.fixture(scope="module")
 def service_image(tmp_path_factory: pytest.TempPathFactory) -> str:
     """`bentoml containerize` of the serving tests' session bento (PDM_OPS_SERVICE_IMAGE: an image built before)."""
-    engine_ready()
+    require_container_engine("podman-compose")
     given = os.environ.get("PDM_OPS_SERVICE_IMAGE")
     if given:
         return given

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 from postgres_support import PostgresCluster
-from serving_support import wait_for
+from serving_support import require_container_engine, wait_for
 
 from pdm_assets.bench.serving import free_port
 from pdm_assets.bench.serving import stop_process_group as stop
@@ -156,10 +155,7 @@ def test_the_project_uses_mlflow_on_postgres_and_s3_through_settings_only(
 @pytest.mark.container
 def test_the_compose_mlflow_image_serves_the_project_from_postgres(postgres: str, tmp_path: Path) -> None:
     """deploy/containers/mlflow (the local stack's MLflow) on the same Postgres, artifacts on its volume."""
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (../shared/tools/container-engine-setup.sh)")
-    if subprocess.run(["podman", "image", "exists", "docker.io/library/python:3.11-slim"]).returncode != 0:
-        pytest.skip("no python:3.11-slim image (../shared/tools/container-engine-setup.sh builds the stand-in)")
+    require_container_engine()
     context = ROOT / "deploy" / "containers" / "mlflow"
     image = "localhost/pdm-mlflow:test"
     subprocess.run(["podman", "build", "--pull=never", "--format", "docker", "-t", image, str(context)],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +13,14 @@ import dagster as dg
 import httpx
 import numpy as np
 import pytest
-from serving_support import TrainedProject, histories_at, materialize, request_body, trained_project
+from serving_support import (
+    TrainedProject,
+    histories_at,
+    materialize,
+    request_body,
+    require_container_engine,
+    trained_project,
+)
 
 from pdm_assets.bench.serving import free_port
 from pdm_assets.lib.train import failure_probability, predict_components
@@ -23,12 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE_IMAGE = "localhost/pdm-assets-code:test"
 START_TIMEOUT_S = 240
 
-pytestmark = [
-    pytest.mark.container,
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (run "
-                       "../shared/tools/container-engine-setup.sh)"),
-]
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def container_engine() -> None:
+    """podman and its local python:3.11-slim base image, or a skip (before the module trains its project)."""
+    require_container_engine()
 
 
 def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
