@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pdm_assets.bench.pipeline import clean_environ
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ def positive_finite(value: Any) -> bool:
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("bench")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PDM_", "DAGSTER_HOME", "MLFLOW_"))}
+    env = clean_environ()
     done = subprocess.run(
         [sys.executable, "-m", "pdm_assets.bench", "--smoke", "--out", str(root / "reports"),
          "--workdir", str(root / "work")],
