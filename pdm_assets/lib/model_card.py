@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -37,13 +37,20 @@ def _with_ci(figures: Mapping[str, Any], key: str) -> str:
     return f"{value} [{_fmt(interval[0])}, {_fmt(interval[1])}]"
 
 
+def _figures_table(models: Iterable[tuple[str, Mapping[str, Any]]], *, threshold: bool) -> str:
+    """One row per (name, figures): each HEADLINE figure with its interval, then the threshold if asked."""
+    rows = []
+    for name, figures in models:
+        row = {"model": name, **{label: _with_ci(figures, key) for key, label in HEADLINE}}
+        if threshold:
+            row["threshold"] = _fmt(figures.get("threshold"), 4)
+        rows.append(row)
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
 def results_table(report: Mapping[str, Any]) -> str:
     """Ours and every baseline on the same test rows; 95% machine-bootstrap intervals in brackets."""
-    rows = []
-    for name, figures in [("ours", report), *report["baselines"].items()]:
-        rows.append({"model": name, **{label: _with_ci(figures, key) for key, label in HEADLINE},
-                     "threshold": _fmt(figures.get("threshold"), 4)})
-    return pd.DataFrame(rows).to_markdown(index=False)
+    return _figures_table([("ours", report), *report["baselines"].items()], threshold=True)
 
 
 def comparisons_table(report: Mapping[str, Any]) -> str:
@@ -93,11 +100,8 @@ def guide_table(guide: Mapping[str, Any]) -> str:
 
 
 def horizon_table(horizon: Mapping[str, Any]) -> str:
-    rows = []
-    for name in ("ours", "error_rule", "always_none"):
-        figures = horizon[name]
-        rows.append({"model": name, **{label: _with_ci(figures, key) for key, label in HEADLINE}})
-    return pd.DataFrame(rows).to_markdown(index=False)
+    """Ours, the error rule and always-none refitted at another horizon (no threshold column)."""
+    return _figures_table([(name, horizon[name]) for name in ("ours", "error_rule", "always_none")], threshold=False)
 
 
 def build_model_card(report: Mapping[str, Any], *, model: Mapping[str, Any], plots: Sequence[str]) -> str:
