@@ -29,6 +29,9 @@ from starlette.routing import Route
 
 from pdm_assets.lib.batching import CoalescingBatcher, merged_or_each
 from pdm_assets.lib.history import (
+    MODEL_ROUTE,
+    PREDICT_ROUTE,
+    SERVICE_NAME,
     HistoryError,
     Limits,
     MachineHistory,
@@ -42,9 +45,6 @@ from pdm_assets.settings import get_settings
 
 logger = logging.getLogger("bentoml.service.pdm")
 
-SERVICE_NAME = "pdm_service"
-PREDICT_ROUTE = "/predict"
-MODEL_ROUTE = "/model"
 # HistoryError reasons that mean "too big" rather than "wrong", and the statuses the API answers them with.
 TOO_LARGE = {"batch_size", "too_many_rows"}
 API_REJECTIONS = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNPROCESSABLE_ENTITY}

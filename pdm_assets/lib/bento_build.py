@@ -20,14 +20,13 @@ from typing import Any, Literal
 
 from sklearn.pipeline import Pipeline
 
-from pdm_assets.lib.history import ServingContract, check_scores
+from pdm_assets.lib.history import MODEL_ROUTE, SERVICE_NAME, ServingContract, check_scores
 from pdm_assets.lib.tracking import CHAMPION_ALIAS, tracking
 from pdm_assets.settings import get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_MODULE = "bentos.pdm_service.service"
 SERVICE_IMPORT = f"{SERVICE_MODULE}:PdmService"
-SERVICE_NAME = "pdm_service"
 # The service and the package code it imports (the feature code path of training), nothing of Dagster.
 BENTO_INCLUDE = (
     "bentos/__init__.py",
@@ -230,7 +229,7 @@ def build_bento(model_tag: str, version: str, home: Path, project_root: Path = P
         path=path,
         size_bytes=total,
         files_bytes=directory_size(path),
-        endpoints=[*routes, "GET /model", *SYSTEM_ENDPOINTS],
+        endpoints=[*routes, f"GET {MODEL_ROUTE}", *SYSTEM_ENDPOINTS],
         python_packages=[r for r in requirements if r and not r.startswith(("#", "-"))],
     )
 

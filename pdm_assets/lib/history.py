@@ -26,6 +26,11 @@ from pdm_assets.lib.tables import COMPONENTS, ERROR_IDS, MACHINE_MODELS, SENSORS
 from pdm_assets.lib.train import failure_probability, predict_components
 from pdm_assets.settings import get_settings
 
+# The HTTP service's name and routes: the service declares them, the bento build names and lists them.
+SERVICE_NAME = "pdm_service"
+PREDICT_ROUTE = "/predict"
+MODEL_ROUTE = "/model"
+
 MachineModel = Literal["model1", "model2", "model3", "model4"]
 ErrorId = Literal["error1", "error2", "error3", "error4", "error5"]
 Component = Literal["comp1", "comp2", "comp3", "comp4"]
