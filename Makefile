@@ -44,7 +44,7 @@ ui: install | $(DAGSTER_HOME)
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3001
 
 serve: install
-	$(UV) run python -m pdm_assets.lib.bento_build serve --port 3000
+	$(UV) run python -m pdm_assets.lib.serving.bento serve --port 3000
 
 mlflow-ui: install
 	$(UV) run mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DB) -h 127.0.0.1 -p 5000
@@ -75,4 +75,4 @@ load: install
 	$(UV) run pytest -q -s -p no:cacheprovider pdm_assets_tests/test_ops_service.py -k locust
 
 bench: install
-	$(UV) run python -m pdm_assets.bench
+	$(UV) run python -m pdm_assets_tests.benchmarks

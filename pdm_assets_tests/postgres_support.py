@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pdm_assets.bench.serving import free_port
+from pdm_assets_tests.benchmarks.serving import free_port
 
 USER = "pdm"
 

@@ -25,10 +25,10 @@ import pandas as pd
 import pytest
 import requests
 
-from pdm_assets.bench.pipeline import project_env as bench_project_env
-from pdm_assets.bench.serving import free_port
-from pdm_assets.bench.serving import stop_process_group as stop
-from pdm_assets.lib.history import MachineHistory
+from pdm_assets.lib.serving.contract import MachineHistory
+from pdm_assets_tests.benchmarks.pipeline import project_env as bench_project_env
+from pdm_assets_tests.benchmarks.serving import free_port
+from pdm_assets_tests.benchmarks.serving import stop_process_group as stop
 
 MACHINES, DAYS = 10, 90  # 5 x 60 trips sklearn 1.9 binning in the current train.py (component head)
 READY_TIMEOUT_S = 180
@@ -65,7 +65,7 @@ def make_service(project: TrainedProject, model_tag: str, home: Path) -> tuple[A
     """A service instance whose model reference is `model_tag` in the store at `home`."""
     import bentoml
 
-    from pdm_assets.lib.bento_build import bentoml_home
+    from pdm_assets.lib.serving.bento import bentoml_home
 
     sys.modules.pop(SERVICE_MODULE, None)
     with project.settings_env() as patch, bentoml_home(home):
@@ -152,7 +152,7 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
 
 def histories_at(project: TrainedProject, points: pd.DataFrame) -> list[MachineHistory]:
     """The requests a client would send for these (machineID, datetime) points."""
-    from pdm_assets.lib.history import histories_from_tables
+    from pdm_assets.lib.serving.contract import histories_from_tables
 
     t = project.tables
     return histories_from_tables(t["telemetry"], t["errors"], t["maint"], t["machines"], points)

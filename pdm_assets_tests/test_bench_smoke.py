@@ -1,7 +1,7 @@
 """The benchmark harness end to end on tiny fleets with seconds of load: every figure is produced.
 
 Numbers here mean nothing (two tiny fleets, a loaded test machine); `make bench` measures. This only checks
-that `python -m pdm_assets.bench` runs the pipeline fleets, both servers and the profile, and writes
+that `python -m pdm_assets_tests.benchmarks` runs the pipeline fleets, both servers and the profile, and writes
 reports/benchmarks.json with every stable key holding a positive finite number, and the Markdown report.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pdm_assets.bench.pipeline import clean_environ
+from pdm_assets_tests.benchmarks.pipeline import clean_environ
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("bench")
     env = clean_environ()
     done = subprocess.run(
-        [sys.executable, "-m", "pdm_assets.bench", "--smoke", "--out", str(root / "reports"),
+        [sys.executable, "-m", "pdm_assets_tests.benchmarks", "--smoke", "--out", str(root / "reports"),
          "--workdir", str(root / "work")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500, check=False,
     )

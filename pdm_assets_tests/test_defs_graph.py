@@ -12,8 +12,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.simulate import generate_fleet
-from pdm_assets.lib.tables import FILE_NAMES, TABLE_NAMES
+from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES
+from pdm_assets.lib.synthetic.simulate import generate_fleet
 from pdm_assets.lib.tracking import alias_version
 from pdm_assets.settings import get_settings
 

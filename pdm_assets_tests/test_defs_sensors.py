@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from pdm_assets.defs.ingest.sensors import landing_sensor
-from pdm_assets.lib.landing import REJECTED
+from pdm_assets.lib.data.landing import REJECTED
 
 ERRORS = "datetime,machineID,errorID\n2015-10-01 06:00:00,1,error1\n"
 

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from serving_support import TrainedProject, materialize, trained_project
 
-from pdm_assets.lib.bento_build import (
+from pdm_assets.lib.serving.bento import (
     BentoBuildError,
     bento_version,
     container_engine_problem,

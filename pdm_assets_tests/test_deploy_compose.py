@@ -18,7 +18,7 @@ import requests
 import yaml
 from serving_support import require_container_engine, wait_for
 
-from pdm_assets.bench.serving import free_port
+from pdm_assets_tests.benchmarks.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

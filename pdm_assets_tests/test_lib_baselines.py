@@ -6,18 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.baselines import (
+from pdm_assets.lib.data.tables import ERROR_IDS
+from pdm_assets.lib.evaluation.baselines import (
     GUIDE_FEATURES,
     always_none,
     cap_rows,
     error_rule,
     fit_guide_replica,
 )
-from pdm_assets.lib.evaluation import predicted_labels
-from pdm_assets.lib.features import FEATURE_COLUMNS
-from pdm_assets.lib.labels import CLASSES
-from pdm_assets.lib.tables import ERROR_IDS
-from pdm_assets.lib.train import failure_probability
+from pdm_assets.lib.evaluation.metrics import predicted_labels
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS
+from pdm_assets.lib.modelling.labels import CLASSES
+from pdm_assets.lib.modelling.train import failure_probability
 
 
 def error_rows(rows: list[dict[str, float]]) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pdm_assets.lib.batching import CoalescingBatcher, merged_or_each
+from pdm_assets.lib.serving.batching import CoalescingBatcher, merged_or_each
 
 WAIT_S = 10.0
 

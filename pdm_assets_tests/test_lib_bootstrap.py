@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, f1_score
 
-from pdm_assets.lib import bootstrap
-from pdm_assets.lib.events import event_metrics, event_view
+from pdm_assets.lib.evaluation import bootstrap
+from pdm_assets.lib.evaluation.events import event_metrics, event_view
 
 
 def sample(n: int = 3000, machines: int = 30, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.calibration import (
+from pdm_assets.lib.synthetic.calibrate import (
     age_probabilities,
     anomaly_windows,
     background_error_rates,
@@ -30,7 +30,7 @@ from pdm_assets.lib.calibration import (
     step_onset,
     telemetry_grid,
 )
-from pdm_assets.lib.simulate import REAL_CALIBRATION
+from pdm_assets.lib.synthetic.simulate import REAL_CALIBRATION
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/azure-pdm"
 DOCS_JSON = Path(__file__).resolve().parents[1] / "docs/calibration.json"
@@ -205,7 +205,7 @@ def test_model_shares_and_age_probabilities() -> None:
 def real_report() -> dict[str, Any]:
     if not REAL_DATA.is_dir():
         pytest.skip(f"{REAL_DATA} is absent: the real Azure PdM files are not on this machine")
-    from pdm_assets.lib.sources import load_local
+    from pdm_assets.lib.data.sources import load_local
 
     return calibration_report(load_local(REAL_DATA))
 

@@ -8,10 +8,10 @@ from functools import cache
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.dataset import modelling_table, plan_for_table, plan_from_dict, split_parts
-from pdm_assets.lib.features import build_features
-from pdm_assets.lib.labels import build_labels
-from pdm_assets.lib.simulate import generate_fleet
+from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, plan_from_dict, split_parts
+from pdm_assets.lib.modelling.features import build_features
+from pdm_assets.lib.modelling.labels import build_labels
+from pdm_assets.lib.synthetic.simulate import generate_fleet
 
 GUIDE_SPLIT_3 = (datetime(2015, 9, 30, 1), datetime(2015, 10, 1, 1))
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import kagglehub
 import pytest
 
-from pdm_assets.lib.download import cached_file_ok, download_cache_complete, fetch_file, meta_path, part_path
-from pdm_assets.lib.sources import DataSourceError, load_download
-from pdm_assets.lib.tables import RawTables
+from pdm_assets.lib.data.download import cached_file_ok, download_cache_complete, fetch_file, meta_path, part_path
+from pdm_assets.lib.data.sources import DataSourceError, load_download
+from pdm_assets.lib.data.tables import RawTables
 
 FILES = {
     "PdM_telemetry.csv": (

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.drift import PSI_DRIFT, drift_report, ks, prometheus_text, psi
+from pdm_assets.lib.monitoring.drift import PSI_DRIFT, drift_report, ks, prometheus_text, psi
 
 
 def test_psi_of_identical_samples_is_zero() -> None:

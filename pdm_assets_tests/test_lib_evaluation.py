@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.evaluation import (
+from pdm_assets.lib.evaluation.metrics import (
     argmax_labels,
     brier_score,
     calibration_table,
@@ -19,7 +19,7 @@ from pdm_assets.lib.evaluation import (
     predicted_labels,
     row_metrics,
 )
-from pdm_assets.lib.labels import CLASSES
+from pdm_assets.lib.modelling.labels import CLASSES
 
 TRUTH = np.array([1, 1, 0, 0, 0], dtype=bool)
 SCORE = np.array([0.9, 0.4, 0.6, 0.2, 0.1])

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.events import (
+from pdm_assets.lib.evaluation.events import (
     EventView,
     alert_cost,
     choose_threshold,
@@ -16,7 +16,7 @@ from pdm_assets.lib.events import (
     failure_events,
     operating_curve,
 )
-from pdm_assets.lib.labels import build_labels
+from pdm_assets.lib.modelling.labels import build_labels
 
 H, GRID = 24, 3
 T = pd.Timestamp

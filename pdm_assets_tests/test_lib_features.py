@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.features import (
+from pdm_assets.lib.data.tables import SENSORS
+from pdm_assets.lib.modelling.features import (
     FEATURE_COLUMNS,
     MIN_READINGS_24H,
     READINGS_COLUMN,
     build_features,
     grid_score_times,
 )
-from pdm_assets.lib.tables import SENSORS
 
 T0 = pd.Timestamp("2015-01-01 00:00")
 

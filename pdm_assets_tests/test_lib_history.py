@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from pdm_assets.lib.features import FEATURE_COLUMNS, MIN_READINGS_24H, READINGS_COLUMN, build_features
-from pdm_assets.lib.history import (
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, MIN_READINGS_24H, READINGS_COLUMN, build_features
+from pdm_assets.lib.serving.contract import (
     HistoryError,
     Limits,
     MachineHistory,
@@ -165,8 +165,8 @@ def test_two_missing_hours_are_tolerated_and_three_are_not_exactly_as_in_trainin
 
 @pytest.mark.real_data
 def test_service_features_equal_the_offline_features_on_real_data(real_data_dir: Path) -> None:
-    from pdm_assets.lib.sources import load_local
-    from pdm_assets.lib.validation import validate_table
+    from pdm_assets.lib.data.sources import load_local
+    from pdm_assets.lib.data.validation import validate_table
 
     loaded = load_local(real_data_dir)
     tables = {n: validate_table(n, loaded.table(n)).valid for n in ("telemetry", "errors", "maint", "machines")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pdm_assets.lib.labels import build_labels
+from pdm_assets.lib.modelling.labels import build_labels
 
 T0 = pd.Timestamp("2015-01-01 00:00")
 

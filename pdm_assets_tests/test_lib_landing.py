@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pdm_assets.lib.landing import (
+from pdm_assets.lib.data.landing import (
     PROCESSED,
     REJECTED,
     accept,

@@ -7,14 +7,14 @@ from datetime import datetime
 import pytest
 from threadpoolctl import threadpool_limits
 
-from pdm_assets.lib import protocol
-from pdm_assets.lib.dataset import modelling_table, plan_for_table, split_parts
-from pdm_assets.lib.features import FEATURE_COLUMNS, build_features
-from pdm_assets.lib.labels import build_labels
-from pdm_assets.lib.model_card import build_model_card, results_table
-from pdm_assets.lib.plots import PLOT_NAMES
-from pdm_assets.lib.simulate import generate_fleet
-from pdm_assets.lib.train import fit_and_tune
+from pdm_assets.lib.evaluation import protocol
+from pdm_assets.lib.evaluation.model_card import build_model_card, results_table
+from pdm_assets.lib.evaluation.plots import PLOT_NAMES
+from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
+from pdm_assets.lib.modelling.labels import build_labels
+from pdm_assets.lib.modelling.train import fit_and_tune
+from pdm_assets.lib.synthetic.simulate import generate_fleet
 
 
 @pytest.fixture(scope="module")

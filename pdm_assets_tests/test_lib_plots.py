@@ -7,8 +7,8 @@ import base64
 import numpy as np
 import pandas as pd
 
-from pdm_assets.lib import plots
-from pdm_assets.lib.evaluation import calibration_table, confusion_matrix
+from pdm_assets.lib.evaluation import plots
+from pdm_assets.lib.evaluation.metrics import calibration_table, confusion_matrix
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

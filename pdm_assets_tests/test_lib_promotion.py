@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pdm_assets.lib.promotion import (
+from pdm_assets.lib.evaluation.promotion import (
     Criterion,
     already_champion,
     beats_baselines,

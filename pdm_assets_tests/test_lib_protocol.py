@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from pdm_assets.lib import protocol
-from pdm_assets.lib.dataset import modelling_table, plan_for_table, split_parts
-from pdm_assets.lib.features import FEATURE_COLUMNS, build_features
-from pdm_assets.lib.labels import build_labels
-from pdm_assets.lib.simulate import generate_fleet
-from pdm_assets.lib.train import fit_and_tune
+from pdm_assets.lib.evaluation import protocol
+from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
+from pdm_assets.lib.modelling.labels import build_labels
+from pdm_assets.lib.modelling.train import fit_and_tune
+from pdm_assets.lib.synthetic.simulate import generate_fleet
 
 TRAIN_END, TEST_START = datetime(2015, 9, 30, 1), datetime(2015, 10, 1, 1)
 CONFIG = protocol.ProtocolConfig(horizon_hours=24, grid_hours=3, cost_missed=50, cost_false_alarm=1,

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.calibration import calibrate, summarize
-from pdm_assets.lib.simulate import REAL_CALIBRATION, Calibration, generate_fleet
-from pdm_assets.lib.tables import COLUMNS, COMPONENTS, SENSORS, TABLE_NAMES, RawTables
+from pdm_assets.lib.data.tables import COLUMNS, COMPONENTS, SENSORS, TABLE_NAMES, RawTables
+from pdm_assets.lib.synthetic.calibrate import calibrate, summarize
+from pdm_assets.lib.synthetic.simulate import REAL_CALIBRATION, Calibration, generate_fleet
 
 MACHINES, DAYS, SEED = 100, 365, 7
 START = datetime(2015, 1, 1, 6)
 END = pd.Timestamp(START) + pd.Timedelta(days=DAYS)
-# The real data's descriptive statistics, written by `python -m pdm_assets.lib.calibration`.
+# The real data's descriptive statistics, written by `python -m pdm_assets.lib.synthetic.calibrate`.
 REAL = json.loads((Path(__file__).resolve().parents[1] / "docs/calibration.json").read_text())["summary"]
 CSV_STRING_DTYPE = pd.read_csv(io.StringIO("a\nx\n"))["a"].dtype
 
@@ -242,7 +242,7 @@ def test_precursor_probability_changes_only_the_errors(fleet: RawTables) -> None
 
 def calibrate_share(tables: RawTables, lead: int, mapping: Any) -> float:
     """Precursor share among failures whose precursor time lies inside the simulated range."""
-    from pdm_assets.lib.calibration import precursor_share
+    from pdm_assets.lib.synthetic.calibrate import precursor_share
 
     return precursor_share(tables.errors, tables.failures, mapping, lead, since=pd.Timestamp(START))
 

@@ -18,8 +18,8 @@ import kagglehub
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.sources import DataSourceError, load_local, load_raw, load_synthetic
-from pdm_assets.lib.tables import COLUMNS, FILE_NAMES, TABLE_NAMES, RawTables, TableName
+from pdm_assets.lib.data.sources import DataSourceError, load_local, load_raw, load_synthetic
+from pdm_assets.lib.data.tables import COLUMNS, FILE_NAMES, TABLE_NAMES, RawTables, TableName
 from pdm_assets.settings import Settings
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/azure-pdm"
@@ -77,7 +77,7 @@ def sha(path: Path) -> str:
 
 @pytest.fixture
 def fleet_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Stand in for pdm_assets.lib.simulate; return the keyword arguments generate_fleet was called with."""
+    """Stand in for pdm_assets.lib.synthetic.simulate; return the keyword arguments generate_fleet was called with."""
     calls: list[dict[str, Any]] = []
 
     def generate_fleet(**kwargs: Any) -> RawTables:
@@ -91,9 +91,9 @@ def fleet_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
             source="synthetic",
         )
 
-    fake = types.ModuleType("pdm_assets.lib.simulate")
+    fake = types.ModuleType("pdm_assets.lib.synthetic.simulate")
     fake.generate_fleet = generate_fleet  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pdm_assets.lib.simulate", fake)
+    monkeypatch.setitem(sys.modules, "pdm_assets.lib.synthetic.simulate", fake)
     return calls
 
 
@@ -288,7 +288,7 @@ def test_load_raw_auto_uses_a_complete_cache(tmp_path: Path) -> None:
 def test_load_raw_auto_falls_back_to_synthetic_loudly(
     tmp_path: Path, fleet_calls: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="pdm_assets.lib.sources"):
+    with caplog.at_level(logging.WARNING, logger="pdm_assets.lib.data.sources"):
         result = load_raw(settings(tmp_path))
     assert (result.tables.source, result.requested) == ("synthetic", "auto")
     assert fleet_calls == [{"machines": 3, "days": 5, "seed": 7, "start": datetime(2015, 1, 1, 6)}]

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.split import plan_split
+from pdm_assets.lib.modelling.split import plan_split
 
 GUIDE = {"train_end": datetime(2015, 9, 30, 1), "test_start": datetime(2015, 10, 1, 1)}
 

@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from pdm_assets.lib.dataset import modelling_table, plan_for_table, split_parts
-from pdm_assets.lib.features import FEATURE_COLUMNS, build_features
-from pdm_assets.lib.labels import CLASSES, COMPONENT_LABELS, build_labels
-from pdm_assets.lib.simulate import generate_fleet
-from pdm_assets.lib.train import (
+from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
+from pdm_assets.lib.modelling.labels import CLASSES, COMPONENT_LABELS, build_labels
+from pdm_assets.lib.modelling.train import (
     HEAD_FLOOR,
     FailureThenComponent,
     FeatureMatrix,
@@ -27,6 +26,7 @@ from pdm_assets.lib.train import (
     score_failure,
     training_rows,
 )
+from pdm_assets.lib.synthetic.simulate import generate_fleet
 
 
 @pytest.fixture(autouse=True)
@@ -159,7 +159,7 @@ def test_the_feature_matrix_is_column_for_column_sklearns_one_hot_and_passthroug
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder
 
-    from pdm_assets.lib.tables import MACHINE_MODELS
+    from pdm_assets.lib.data.tables import MACHINE_MODELS
 
     table = parts()[0]["train"]
     columns = list(FEATURE_COLUMNS)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.sources import load_local
-from pdm_assets.lib.tables import TABLE_NAMES
-from pdm_assets.lib.validation import validate_table
+from pdm_assets.lib.data.sources import load_local
+from pdm_assets.lib.data.tables import TABLE_NAMES
+from pdm_assets.lib.data.validation import validate_table
 
 
 def raw_telemetry() -> pd.DataFrame:

@@ -18,7 +18,7 @@ import yaml
 from postgres_support import PostgresCluster
 from serving_support import materialize
 
-from pdm_assets.bench.pipeline import project_env
+from pdm_assets_tests.benchmarks.pipeline import project_env
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ import requests
 from postgres_support import PostgresCluster
 from serving_support import require_container_engine, wait_for
 
-from pdm_assets.bench.serving import free_port
-from pdm_assets.bench.serving import stop_process_group as stop
+from pdm_assets_tests.benchmarks.serving import free_port
+from pdm_assets_tests.benchmarks.serving import stop_process_group as stop
 
 pytestmark = pytest.mark.slow
 

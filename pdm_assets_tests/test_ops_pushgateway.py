@@ -17,12 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
 
-from pdm_assets.bench.serving import free_port, stop_process_group
 from pdm_assets.defs.monitoring.checks import features_drift
 from pdm_assets.defs.resources import MLflowResource
-from pdm_assets.lib.drift import PUSHGATEWAY_JOB, DriftReport, drift_report, push_drift_metrics
-from pdm_assets.lib.labels import CLASSES
+from pdm_assets.lib.modelling.labels import CLASSES
+from pdm_assets.lib.monitoring.drift import PUSHGATEWAY_JOB, DriftReport, drift_report, push_drift_metrics
 from pdm_assets.lib.tracking import LoadedModel
+from pdm_assets_tests.benchmarks.serving import free_port, stop_process_group
 
 FEATURES = ["volt_mean", "rotate_mean", "pressure_mean"]
 START_TIMEOUT_S = 30.0

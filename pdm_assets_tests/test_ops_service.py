@@ -28,7 +28,7 @@ import requests
 import yaml
 from serving_support import wait_for
 
-from pdm_assets.bench.serving import free_port, stop_process_group
+from pdm_assets_tests.benchmarks.serving import free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -269,7 +269,7 @@ def test_every_metric_the_rules_and_dashboard_query_is_exported(
     service: Server, payloads: list[tuple[list[int], bytes]]
 ) -> None:
     """Names in PromQL that are neither recording rules nor exported would leave panels and alerts blank."""
-    from pdm_assets.lib import drift
+    from pdm_assets.lib.monitoring import drift
 
     predict(service.url, payloads[0][1])
     predict(service.url, b'{"histories": []}')  # a rejection: labelled counters appear with their first child
@@ -290,7 +290,7 @@ def _tiny_drift_report() -> Any:
     import numpy as np
     import pandas as pd
 
-    from pdm_assets.lib import drift
+    from pdm_assets.lib.monitoring import drift
 
     frame = pd.DataFrame({"volt_mean_24h": [1.0, 2.0, 3.0]})
     scores = np.array([0.1, 0.2, 0.3])

@@ -22,8 +22,8 @@ from serving_support import (
     trained_project,
 )
 
-from pdm_assets.bench.serving import free_port
-from pdm_assets.lib.train import failure_probability, predict_components
+from pdm_assets.lib.modelling.train import failure_probability, predict_components
+from pdm_assets_tests.benchmarks.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_IMAGE = "localhost/pdm-assets-code:test"

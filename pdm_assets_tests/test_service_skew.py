@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from serving_support import TrainedProject, histories_at, make_service, trained_project
 
-from pdm_assets.lib.features import FEATURE_COLUMNS, READINGS_COLUMN
-from pdm_assets.lib.history import Limits, features_for_histories
-from pdm_assets.lib.train import failure_probability, predict_components
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, READINGS_COLUMN
+from pdm_assets.lib.modelling.train import failure_probability, predict_components
+from pdm_assets.lib.serving.contract import Limits, features_for_histories
 
 POINTS = 200
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)

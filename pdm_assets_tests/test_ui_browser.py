@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pdm_assets.bench.serving import free_port
+from pdm_assets_tests.benchmarks.serving import free_port
 from pdm_assets_tests.test_defs_graph import ROOT, load_defs
 
 CHROMIUM = Path("/usr/bin/chromium")

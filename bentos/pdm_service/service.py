@@ -1,7 +1,7 @@
 """Failure predictions over HTTP from raw machine history, with the feature code that trained the model.
 
 The request carries raw telemetry, errors and maintenance; features come from
-`pdm_assets.lib.features.build_features` (through `pdm_assets.lib.history`), and the threshold,
+`pdm_assets.lib.modelling.features.build_features` (through `pdm_assets.lib.serving.contract`), and the threshold,
 horizon, feature list and lookbacks come from the packed model's metadata.
 """
 
@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pdm_assets.lib.batching import CoalescingBatcher, merged_or_each
-from pdm_assets.lib.history import (
+from pdm_assets.lib.serving.batching import CoalescingBatcher, merged_or_each
+from pdm_assets.lib.serving.contract import (
     MODEL_ROUTE,
     PREDICT_ROUTE,
     SERVICE_NAME,

@@ -24,7 +24,7 @@ from locust import FastHttpUser, events, task
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from payloads import build_payloads  # noqa: E402
 
-from pdm_assets.bench.pacing import PacedUser  # noqa: E402
+from pdm_assets_tests.benchmarks.pacing import PacedUser  # noqa: E402
 
 RATE_PER_USER = float(os.environ.get("PDM_LOAD_RPS_PER_USER", "1"))
 PAYLOADS: list[tuple[list[int], bytes]] = []
@@ -39,7 +39,7 @@ def _prepare(environment, **_kwargs) -> None:  # type: ignore[no-untyped-def]
 
 
 class PredictUser(PacedUser, FastHttpUser):
-    """Paced (pdm_assets/bench/pacing.py): the users' requests arrive evenly, not all 50 in the same instant."""
+    """Paced (pdm_assets_tests/benchmarks/pacing.py): the users' requests arrive evenly, not all 50 in the same instant."""
 
     rate_per_user = RATE_PER_USER
 

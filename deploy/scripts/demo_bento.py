@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from pdm_assets.bench.pipeline import project_env
+from pdm_assets_tests.benchmarks.pipeline import project_env
 
 
 def configure(workdir: Path) -> None:

@@ -40,7 +40,7 @@ bento_image() {
   local tag=${PDM_BENTO_TAG:-} home
   home=$("$UV" run python -c 'from pdm_assets.settings import get_settings; print(get_settings().bentoml_home.resolve())')
   if [ -z "$tag" ]; then
-    tag=$("$UV" run python -m pdm_assets.lib.bento_build tag 2>/dev/null || true)
+    tag=$("$UV" run python -m pdm_assets.lib.serving.bento tag 2>/dev/null || true)
     if [ -n "$tag" ] && [ ! -d "$home/bentos/${tag%%:*}/${tag#*:}" ]; then tag=""; fi
   fi
   if [ -z "$tag" ]; then

@@ -5,8 +5,8 @@ import pandas as pd
 
 from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.metadata import frame_metadata
-from pdm_assets.lib.features import FEATURE_COLUMNS, build_features
-from pdm_assets.lib.labels import CLASSES, build_labels
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
+from pdm_assets.lib.modelling.labels import CLASSES, build_labels
 from pdm_assets.settings import get_settings
 
 GROUP = "features"

@@ -10,10 +10,10 @@ from pydantic import Field
 
 from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.metadata import frame_metadata
-from pdm_assets.lib.landing import accept, with_landed
-from pdm_assets.lib.sources import load_raw
-from pdm_assets.lib.tables import TABLE_NAMES, RawTables, TableName
-from pdm_assets.lib.validation import ValidationOutcome, empty_quarantine, validate_table
+from pdm_assets.lib.data.landing import accept, with_landed
+from pdm_assets.lib.data.sources import load_raw
+from pdm_assets.lib.data.tables import TABLE_NAMES, RawTables, TableName
+from pdm_assets.lib.data.validation import ValidationOutcome, empty_quarantine, validate_table
 from pdm_assets.settings import get_settings
 
 GROUP = "ingest"

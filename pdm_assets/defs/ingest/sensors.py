@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from pdm_assets.lib.landing import landed_problems, reject, scan_landing
+from pdm_assets.lib.data.landing import landed_problems, reject, scan_landing
 from pdm_assets.settings import get_settings
 
 CURSOR_LIMIT = 10_000

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 
 from pdm_assets.defs.resources import MLflowResource
-from pdm_assets.lib.drift import drift_report, drift_windows, prometheus_text, push_drift_metrics
-from pdm_assets.lib.features import FEATURE_COLUMNS
-from pdm_assets.lib.train import failure_probability, predict_components
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS
+from pdm_assets.lib.modelling.train import failure_probability, predict_components
+from pdm_assets.lib.monitoring.drift import drift_report, drift_windows, prometheus_text, push_drift_metrics
 from pdm_assets.settings import get_settings
 
 MAX_REFERENCE_ROWS = 20_000

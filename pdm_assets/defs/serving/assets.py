@@ -6,7 +6,7 @@ import dagster as dg
 
 from pdm_assets.defs.automation import CHAMPION_MOVED, SAFE_EAGER
 from pdm_assets.defs.resources import MLflowResource
-from pdm_assets.lib.bento_build import build_bento, containerize, import_model, load_champion
+from pdm_assets.lib.serving.bento import build_bento, containerize, import_model, load_champion
 from pdm_assets.settings import get_settings
 
 GROUP = "serving"

@@ -14,13 +14,13 @@ from threadpoolctl import threadpool_limits
 
 from pdm_assets.defs.automation import RETRAIN, SAFE_EAGER
 from pdm_assets.defs.resources import MLflowResource
-from pdm_assets.lib import plots, protocol
-from pdm_assets.lib import promotion as gate
-from pdm_assets.lib.dataset import modelling_table, plan_for_table, plan_from_dict, split_parts
-from pdm_assets.lib.features import ERROR_LOOKBACK_HOURS, FEATURE_COLUMNS, TELEMETRY_LOOKBACK_HOURS
-from pdm_assets.lib.model_card import build_model_card, results_table
+from pdm_assets.lib.evaluation import plots, protocol
+from pdm_assets.lib.evaluation import promotion as gate
+from pdm_assets.lib.evaluation.model_card import build_model_card, results_table
+from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, plan_from_dict, split_parts
+from pdm_assets.lib.modelling.features import ERROR_LOOKBACK_HOURS, FEATURE_COLUMNS, TELEMETRY_LOOKBACK_HOURS
+from pdm_assets.lib.modelling.train import TrainedModel, fit_and_tune, score_failure
 from pdm_assets.lib.tracking import ModelRecord
-from pdm_assets.lib.train import TrainedModel, fit_and_tune, score_failure
 from pdm_assets.settings import get_settings
 
 GROUP = "training"

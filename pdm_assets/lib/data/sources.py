@@ -1,0 +1,208 @@
+"""Three sources of the five raw tables behind one interface: a local folder, a download, a simulation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from pdm_assets.lib.data.download import DataSourceError, download_cache_complete, fetch_file, sha256_file
+from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES, FileRecord, RawTables, TableName
+from pdm_assets.settings import Settings
+
+__all__ = [
+    "DataSourceError",
+    "LoadResult",
+    "download_cache_complete",
+    "load_download",
+    "load_local",
+    "load_raw",
+    "load_synthetic",
+]
+
+logger = logging.getLogger(__name__)
+
+_LOCAL_FIX = "set PDM_DATA_DIR to the folder holding the Azure PdM files"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The raw tables, the source that was asked for, and warnings a person should see."""
+
+    tables: RawTables
+    requested: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_local(data_dir: Path, telemetry_glob: str = "PdM_telemetry*.csv") -> RawTables:
+    """Read the five tables from CSV (or same-stem Parquet) files in `data_dir`."""
+    return _load_dir(data_dir, telemetry_glob, "local", f"PDM_DATA_DIR={data_dir}", _LOCAL_FIX)
+
+
+def load_download(
+    cache_dir: Path, base_url: str, timeout_seconds: float, kaggle_dataset: str, telemetry_glob: str
+) -> RawTables:
+    """Download the five tables into `cache_dir` from `base_url`, else from Kaggle's copy."""
+    try:
+        return _load_blob(cache_dir, base_url, timeout_seconds)
+    except DataSourceError as blob_error:
+        logger.warning("blob download failed, trying Kaggle dataset %r: %s", kaggle_dataset, blob_error)
+        try:
+            return _load_kaggle(kaggle_dataset, telemetry_glob)
+        except DataSourceError as kaggle_error:
+            raise DataSourceError(
+                f"both download sources failed. (1) blob: {blob_error}. (2) Kaggle: {kaggle_error}"
+            ) from kaggle_error
+
+
+def load_synthetic(machines: int, days: int, seed: int, start: datetime) -> RawTables:
+    """Simulate a fleet with the dataset's five tables."""
+    # Imported here so this module loads even where the simulator is absent or still being written.
+    from pdm_assets.lib.synthetic.simulate import generate_fleet
+
+    return generate_fleet(machines=machines, days=days, seed=seed, start=start)
+
+
+def load_raw(settings: Settings) -> LoadResult:
+    """Load the raw tables from the source the settings ask for; `auto` may fall back to synthetic."""
+    requested = settings.data_source
+    if requested != "auto":
+        return LoadResult(_PINNED[requested](settings), requested)
+    if settings.data_dir is not None:
+        return LoadResult(_from_local(settings), requested)
+    # load_download reuses a complete, verified cache without any request.
+    try:
+        return LoadResult(_from_download(settings), requested)
+    except DataSourceError as error:
+        warning = (
+            f"FALLING BACK TO SYNTHETIC DATA: download failed: {error}; "
+            "set PDM_DATA_DIR or PDM_DATA_SOURCE to pin a source"
+        )
+        logger.warning(warning)
+        return LoadResult(_from_synthetic(settings), requested, [warning])
+
+
+def _from_local(settings: Settings) -> RawTables:
+    if settings.data_dir is None:
+        raise DataSourceError(
+            f"PDM_DATA_SOURCE={settings.data_source} needs PDM_DATA_DIR, which is not set; {_LOCAL_FIX}"
+        )
+    return load_local(settings.data_dir, settings.telemetry_glob)
+
+
+def _from_download(settings: Settings) -> RawTables:
+    return load_download(
+        settings.raw_cache_dir,
+        settings.download_base_url,
+        settings.download_timeout_seconds,
+        settings.kaggle_dataset,
+        settings.telemetry_glob,
+    )
+
+
+def _from_synthetic(settings: Settings) -> RawTables:
+    return load_synthetic(
+        settings.synthetic_machines,
+        settings.synthetic_days,
+        settings.synthetic_seed,
+        settings.synthetic_start,
+    )
+
+
+_PINNED: dict[str, Callable[[Settings], RawTables]] = {
+    "local": _from_local,
+    "download": _from_download,
+    "synthetic": _from_synthetic,
+}
+
+
+def _load_blob(cache_dir: Path, base_url: str, timeout_seconds: float) -> RawTables:
+    """Fetch each dataset file from the blob store into the cache, then read them."""
+    files: dict[TableName, tuple[Path, str]] = {}
+    for table in TABLE_NAMES:
+        url = f"{base_url.rstrip('/')}/{FILE_NAMES[table]}"
+        files[table] = (fetch_file(url, cache_dir / FILE_NAMES[table], timeout_seconds), url)
+    return _read_tables(files, "download")
+
+
+def _load_kaggle(handle: str, telemetry_glob: str) -> RawTables:
+    """Fetch the Kaggle copy of the dataset through kagglehub, then read its folder."""
+    try:
+        # Imported here: kagglehub is only needed when the blob download fails.
+        import kagglehub
+
+        folder = Path(kagglehub.dataset_download(handle))
+    # kagglehub raises many exception types (HTTP, auth, I/O); all mean this source failed.
+    except Exception as error:
+        raise DataSourceError(
+            f"Kaggle dataset PDM_KAGGLE_DATASET={handle!r} could not be fetched: {error!r}; "
+            "check the network and Kaggle credentials (KAGGLE_USERNAME/KAGGLE_KEY)"
+        ) from error
+    fix = f"set PDM_KAGGLE_DATASET to a dataset holding the Azure PdM files (now {handle!r})"
+    return _load_dir(folder, telemetry_glob, "download", f"Kaggle dataset {handle!r} at {folder}", fix)
+
+
+def _load_dir(directory: Path, telemetry_glob: str, source: str, where: str, fix: str) -> RawTables:
+    """Find one file per table in `directory` and read them; `where` and `fix` phrase the errors."""
+    if not directory.is_dir():
+        raise DataSourceError(f"{where} is not an existing directory; {fix}")
+    files: dict[TableName, tuple[Path, str]] = {}
+    for table in TABLE_NAMES:
+        path = _find_file(directory, table, telemetry_glob, where, fix)
+        files[table] = (path, str(path))
+    return _read_tables(files, source)
+
+
+def _find_file(directory: Path, table: TableName, telemetry_glob: str, where: str, fix: str) -> Path:
+    """The one file for `table`: its CSV, else a Parquet file with the same stem."""
+    pattern = telemetry_glob if table == "telemetry" else FILE_NAMES[table]
+    matches = sorted(directory.glob(pattern))
+    if not matches and pattern.endswith(".csv"):
+        matches = sorted(directory.glob(pattern.removesuffix(".csv") + ".parquet"))
+    if len(matches) == 1:
+        return matches[0]
+    if table == "telemetry":
+        found = ", ".join(path.name for path in matches) or "none"
+        raise DataSourceError(
+            f"{where} has {len(matches)} telemetry files matching {pattern!r} (found: {found}), "
+            "needs exactly one; set PDM_TELEMETRY_GLOB to a pattern matching only the telemetry file"
+        )
+    raise DataSourceError(f"{where} has no {table} file {pattern!r}; {fix}")
+
+
+def _read_tables(files: dict[TableName, tuple[Path, str]], source: str) -> RawTables:
+    """Read each table's file and record its location, sha256, rows and time range."""
+    frames: dict[TableName, pd.DataFrame] = {}
+    records: dict[str, FileRecord] = {}
+    for table, (path, location) in files.items():
+        frames[table] = _read_frame(path)
+        start, end = _time_range(frames[table])
+        records[table] = FileRecord(table, location, sha256_file(path), len(frames[table]), start, end)
+    return RawTables(**frames, source=source, records=records)
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    """A table as pandas reads it, with whitespace stripped from the header names."""
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    # ValueError covers pandas' parser errors, empty files, bad encodings and bad Parquet.
+    except (ValueError, OSError) as error:
+        raise DataSourceError(
+            f"{path} cannot be read as a table: {error}; replace or remove the file"
+        ) from error
+    frame.columns = [str(name).strip() for name in frame.columns]
+    return frame
+
+
+def _time_range(frame: pd.DataFrame) -> tuple[str | None, str | None]:
+    """ISO min and max of the `datetime` column, unparseable values ignored; None without one."""
+    if "datetime" not in frame.columns:
+        return None, None
+    stamps = pd.to_datetime(frame["datetime"], errors="coerce").dropna()
+    if stamps.empty:
+        return None, None
+    return stamps.min().isoformat(), stamps.max().isoformat()
