@@ -1,69 +1,78 @@
 # pdm-assets: `make run` materializes every asset, `make test` runs the suite.
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# The uv on PATH, else one this Makefile installs under .tools/ (no PATH change, no user site needed).
+LOCAL_UV := $(CURDIR)/.tools/uv/bin/uv
+UV ?= $(shell command -v uv 2>/dev/null || echo $(LOCAL_UV))
+RUN := $(UV) run --frozen --extra deploy
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-MLFLOW_DB ?= mlruns/mlflow.db
+# Ports: each tool's own where it has one (Dagster UI 3000, MLflow 5000); the service 3100 (its config).
+SERVE_PORT ?= 3100
 
 .PHONY: install run test test-fast ui serve mlflow-ui lint typecheck clean help rollback champion up down load bench
 
 help:
-	@echo "make run        install what is missing, then materialize every asset"
-	@echo "make test       run the test suite"
-	@echo "make ui         Dagster webserver + daemon on http://127.0.0.1:3001"
-	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 for the local store"
-	@echo "make serve      serve the current champion's bento on http://127.0.0.1:3000"
+	@echo "make run        install what is missing, then materialize every asset (a summary at the end)"
+	@echo "make test       run the test suite (make test-fast: the unit tier only)"
+	@echo "make ui         Dagster UI (webserver + daemon) on http://127.0.0.1:3000"
+	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 for the local store (mlflow.db)"
+	@echo "make serve      serve the current champion's bento on http://127.0.0.1:$(SERVE_PORT)"
 	@echo "make up         local stack: Dagster, MLflow+Postgres, service, Prometheus, Grafana (deploy/compose.yaml)"
 	@echo "make down       stop the local stack"
 	@echo "make load       Locust, 50 rps for 60 s against bentoml serve on loopback, results asserted"
 	@echo "make rollback VERSION=n   move the champion alias back to version n"
 	@echo "make bench      pipeline at 100/300/1,000 machines, serving vs mlflow (<= 15 min): reports/benchmarks.{json,md}"
 
-$(UV):
-	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
+$(LOCAL_UV):
+	$(PYTHON) -m pip install --quiet --target $(CURDIR)/.tools/uv uv
 
 .venv/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --extra deploy
 	@touch $@
 
-install: .venv/.synced
+# Read by `dagster dev` and `dg dev` in this folder, so the tools' own commands use the same instance as make.
+.env:
+	@echo "DAGSTER_HOME=$(DAGSTER_HOME)" > $@
 
 $(DAGSTER_HOME):
 	mkdir -p $(DAGSTER_HOME)
 
-run: install | $(DAGSTER_HOME)
-	$(UV) run dagster asset materialize -m pdm_assets.definitions --select '*'
+install: .venv/.synced .env | $(DAGSTER_HOME)
+
+run: install
+	$(RUN) dg launch --assets '*'
+	$(RUN) python -m pdm_assets.cli summary
 
 test: install
-	$(UV) run pytest
+	$(RUN) pytest
 
 test-fast: install
-	$(UV) run pytest -m "not container and not browser and not slow"
+	$(RUN) pytest pdm_assets_tests/unit
 
-ui: install | $(DAGSTER_HOME)
-	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3001
+ui: install
+	$(RUN) dg dev --host 127.0.0.1 --port 3000
 
 serve: install
-	$(UV) run python -m pdm_assets.lib.serving.bento serve --port 3000
+	$(RUN) python -m pdm_assets.cli serve --port $(SERVE_PORT)
 
 mlflow-ui: install
-	$(UV) run mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DB) -h 127.0.0.1 -p 5000
+	$(RUN) mlflow ui --host 127.0.0.1 --port 5000
 
 lint: install
-	$(UV) run ruff check pdm_assets pdm_assets_tests bentos
+	$(RUN) ruff check pdm_assets pdm_assets_tests bentos
 
 typecheck: install
-	$(UV) run mypy pdm_assets/lib
+	$(RUN) mypy pdm_assets/lib
 
 clean:
-	rm -rf .dagster_home mlruns bentoml_home reports
+	rm -rf .dagster_home mlruns mlflow.db reports
 
 rollback: install
 	@test -n "$(VERSION)" || { echo "usage: make rollback VERSION=n"; exit 2; }
-	$(UV) run python -m pdm_assets.cli rollback --version "$(VERSION)"
+	$(RUN) python -m pdm_assets.cli rollback --version "$(VERSION)"
 
 champion: install
-	$(UV) run python -m pdm_assets.cli champion
+	$(RUN) python -m pdm_assets.cli champion
 
 up: install
 	UV=$(UV) deploy/scripts/stack.sh up
@@ -72,7 +81,7 @@ down:
 	deploy/scripts/stack.sh down
 
 load: install
-	$(UV) run pytest -q -s -p no:cacheprovider pdm_assets_tests/test_ops_service.py -k locust
+	$(RUN) pytest -q -s -p no:cacheprovider pdm_assets_tests/ops/test_service_load.py
 
 bench: install
-	$(UV) run python -m pdm_assets_tests.benchmarks
+	$(RUN) python -m pdm_assets_tests.benchmarks

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DataSourceName = Literal["auto", "local", "download", "synthetic"]
@@ -53,12 +53,17 @@ class Settings(BaseSettings):
     training_threads: int = Field(default=1, ge=1)
 
     # --- tracking and artifacts
-    mlflow_tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    # MLflow's own default store, so a plain `mlflow ui` in the project root shows the runs and models.
+    mlflow_tracking_uri: str = "sqlite:///mlflow.db"
     mlflow_artifact_location: str | None = None
     mlflow_experiment: str = "pdm-assets"
     registered_model_name: str = "pdm_failure_classifier"
     reports_dir: Path = Path("reports")
-    bentoml_home: Path = Path("bentoml_home")
+    # PDM_BENTOML_HOME, else BentoML's own BENTOML_HOME, else its default ~/bentoml: `bentoml list` shows the bento.
+    bentoml_home: Path = Field(
+        default_factory=lambda: Path("~/bentoml").expanduser(),
+        validation_alias=AliasChoices("PDM_BENTOML_HOME", "BENTOML_HOME"),
+    )
 
     # --- serving
     max_batch: int = Field(default=1000, ge=1)
@@ -67,6 +72,11 @@ class Settings(BaseSettings):
     container_backend: Literal["docker", "podman", "buildah"] = "podman"
     # Request threads per service worker; requests that overlap are scored together (lib/batching.py).
     serving_threads: int = Field(default=16, ge=1, le=256)
+
+    # --- execution
+    # Local runs execute every step in one process (no interpreter start and imports per step); the
+    # Kubernetes deployment sets `multiprocess`, or runs each run in its own pod anyway.
+    run_executor: Literal["in_process", "multiprocess"] = "in_process"
 
     # --- operations
     landing_dir: Path = Path("data/landing")
@@ -86,12 +96,12 @@ class Settings(BaseSettings):
         return self
 
     def mlflow_artifact_root(self) -> str | None:
-        """Artifacts go beside an embedded sqlite store; a tracking server decides for itself."""
+        """Artifacts go to `mlruns/` beside an embedded sqlite store (MLflow's own layout); a server decides itself."""
         if self.mlflow_artifact_location:
             return self.mlflow_artifact_location
         if self.mlflow_tracking_uri.startswith("sqlite:///"):
             store = Path(self.mlflow_tracking_uri.removeprefix("sqlite:///"))
-            return (store.parent / "artifacts").resolve().as_uri()
+            return (store.parent / "mlruns").resolve().as_uri()
         return None
 
 

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from http import HTTPStatus
-from importlib.metadata import version
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -50,14 +49,10 @@ TOO_LARGE = {"batch_size", "too_many_rows"}
 API_REJECTIONS = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNPROCESSABLE_ENTITY}
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
-# Exactly the versions this code was built and tested with; bentoml itself is added by the build.
-SERVING_PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "joblib", "threadpoolctl",
-                    "pydantic", "pydantic-settings")
-# Every package installs from wheels, so no apt layer is needed: a distro name BentoML does not know ("slim")
-# keeps it from adding its default one (compilers, git: about 250 MB) to the python:3.11-slim base.
-IMAGE = bentoml.images.Image(base_image="python:3.11-slim", distro="slim", python_version="3.11").python_packages(
-    *(f"{name}=={version(name)}" for name in SERVING_PACKAGES)
-)
+# The packages come from bentos/requirements.txt through [tool.bentoml.build] in pyproject.toml. Every package
+# installs from wheels, so no apt layer is needed: a distro name BentoML does not know ("slim") keeps it from
+# adding its default one (compilers, git: about 250 MB) to the python:3.11-slim base.
+IMAGE = bentoml.images.Image(base_image="python:3.11-slim", distro="slim", python_version="3.11")
 
 
 class ServiceArgs(BaseModel):

@@ -2,29 +2,35 @@
 
 import dagster as dg
 
-from pdm_assets.settings import get_settings
-
 # eager() alone would also run after an upstream blocking check failed.
 SAFE_EAGER = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-
-# A challenger is trained when a check on an upstream asset (the drift check on features) newly fails,
-# or on the weekly schedule; never while upstream is missing or being refreshed.
-RETRAIN = (
-    (
-        dg.AutomationCondition.any_deps_match(
-            dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed().newly_true())
-        )
-        | dg.AutomationCondition.on_cron(get_settings().retrain_cron)
-    )
-    & ~dg.AutomationCondition.any_deps_missing()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-)
 
 # The bento is rebuilt when the promotion asset's data version (the champion version) changes, or when missing.
 CHAMPION_MOVED = (
     dg.AutomationCondition.on_missing()
     | dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed())
 ) & ~dg.AutomationCondition.any_deps_in_progress()
+
+
+def retrain(cron: str) -> dg.AutomationCondition:
+    """A challenger is trained when a check on an upstream asset (the drift check on features) newly fails,
+    or on the cron; never while upstream is missing or being refreshed."""
+    return (
+        (
+            dg.AutomationCondition.any_deps_match(
+                dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed().newly_true())
+            )
+            | dg.AutomationCondition.on_cron(cron)
+        )
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+    )
+
+
+def after_updates_or(cron: str) -> dg.AutomationCondition:
+    """After every refresh of the checked asset, and on the cron even when no data arrives."""
+    return dg.AutomationCondition.any_deps_updated().since_last_handled() | dg.AutomationCondition.on_cron(cron)
+
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",

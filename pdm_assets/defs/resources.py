@@ -1,17 +1,48 @@
-"""Resources: thin Dagster handles on MLflow, configured from Settings."""
+"""Resources: the PDM_ settings and MLflow as Dagster resources, and the executor the settings choose."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
-from sklearn.pipeline import Pipeline
+from pydantic import Field
 
-from pdm_assets.lib import tracking
-from pdm_assets.settings import Settings
+from pdm_assets.settings import Settings, get_settings
+
+CHAMPION_ALIAS = "champion"  # the MLflow alias the promotion gate moves (lib.tracking.CHAMPION_ALIAS)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from pdm_assets.lib import tracking
+
+
+def _tracking() -> Any:
+    """lib.tracking imports mlflow (about 3.5 s): only the steps and sensors that talk to MLflow pay for it."""
+    from pdm_assets.lib import tracking
+
+    return tracking
+
+
+class ProjectSettings(dg.ConfigurableResource):
+    """Every PDM_ setting, read once when the code location loads; assets, checks and sensors read them here."""
+
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="the Settings fields (unset ones take their defaults)"
+    )
+
+    @classmethod
+    def of(cls, settings: Settings) -> ProjectSettings:
+        # Dagster's config has no null values: unset optional settings are simply left out.
+        return cls(values=settings.model_dump(mode="json", exclude_none=True))
+
+    def get(self) -> Settings:
+        """The settings as validated values; every field is given, so the environment is not read again."""
+        left_out = dict.fromkeys(Settings.model_fields)  # the unset optional ones, None
+        return Settings.model_validate(left_out | self.values)
 
 
 class MLflowResource(dg.ConfigurableResource):
@@ -22,6 +53,17 @@ class MLflowResource(dg.ConfigurableResource):
     artifact_location: str | None = None
     registered_model_name: str
 
+    @classmethod
+    def of(cls, settings: Settings) -> MLflowResource:
+        if settings.mlflow_tracking_uri.startswith("sqlite:///"):
+            Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return cls(
+            tracking_uri=settings.mlflow_tracking_uri,
+            experiment=settings.mlflow_experiment,
+            artifact_location=settings.mlflow_artifact_root(),
+            registered_model_name=settings.registered_model_name,
+        )
+
     def log_and_register(
         self,
         pipeline: Pipeline,
@@ -31,7 +73,7 @@ class MLflowResource(dg.ConfigurableResource):
         tags: Mapping[str, str],
         model_metadata: Mapping[str, Any],
     ) -> tracking.ModelRecord:
-        return tracking.log_and_register(
+        return _tracking().log_and_register(
             tracking_uri=self.tracking_uri,
             experiment=self.experiment,
             artifact_location=self.artifact_location,
@@ -45,30 +87,32 @@ class MLflowResource(dg.ConfigurableResource):
         )
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
-        tracking.log_artifact(self.tracking_uri, run_id, path, artifact_path)
+        _tracking().log_artifact(self.tracking_uri, run_id, path, artifact_path)
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> None:
-        tracking.log_metrics(self.tracking_uri, run_id, metrics)
+        _tracking().log_metrics(self.tracking_uri, run_id, metrics)
 
-    def set_alias(self, version: str, alias: str = tracking.CHAMPION_ALIAS, reason: str = "") -> None:
-        tracking.set_alias(self.tracking_uri, self.registered_model_name, version, alias, reason)
+    def set_alias(self, version: str, alias: str = CHAMPION_ALIAS, reason: str = "") -> None:
+        _tracking().set_alias(self.tracking_uri, self.registered_model_name, version, alias, reason)
 
-    def alias_version(self, alias: str = tracking.CHAMPION_ALIAS) -> str | None:
-        return tracking.alias_version(self.tracking_uri, self.registered_model_name, alias)
+    def alias_version(self, alias: str = CHAMPION_ALIAS) -> str | None:
+        return _tracking().alias_version(self.tracking_uri, self.registered_model_name, alias)
 
-    def load_alias(self, alias: str = tracking.CHAMPION_ALIAS) -> tracking.LoadedModel | None:
-        return tracking.load_alias(self.tracking_uri, self.registered_model_name, alias)
+    def load_alias(self, alias: str = CHAMPION_ALIAS) -> tracking.LoadedModel | None:
+        return _tracking().load_alias(self.tracking_uri, self.registered_model_name, alias)
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
-    """Every resource the definitions need, from one Settings object."""
-    if settings.mlflow_tracking_uri.startswith("sqlite:///"):
-        Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return {
-        "mlflow": MLflowResource(
-            tracking_uri=settings.mlflow_tracking_uri,
-            experiment=settings.mlflow_experiment,
-            artifact_location=settings.mlflow_artifact_root(),
-            registered_model_name=settings.registered_model_name,
-        )
-    }
+    """Every resource the definitions need, from one Settings object (tests pass their own)."""
+    return {"settings": ProjectSettings.of(settings), "mlflow": MLflowResource.of(settings)}
+
+
+def executor_for(settings: Settings) -> dg.ExecutorDefinition:
+    return dg.in_process_executor if settings.run_executor == "in_process" else dg.multiprocess_executor
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """Resources and executor from the PDM_ environment, read when the code location loads."""
+    settings = get_settings()
+    return dg.Definitions(resources=build_resources(settings), executor=executor_for(settings))

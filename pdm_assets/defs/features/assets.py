@@ -4,24 +4,30 @@ import dagster as dg
 import pandas as pd
 
 from pdm_assets.defs.automation import SAFE_EAGER
+from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.metadata import frame_metadata
+from pdm_assets.defs.resources import ProjectSettings
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
 from pdm_assets.lib.modelling.labels import CLASSES, build_labels
-from pdm_assets.settings import get_settings
 
 GROUP = "features"
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, automation_condition=SAFE_EAGER)
 def features(
+    context: dg.AssetExecutionContext,
+    settings: ProjectSettings,
     validated_telemetry: pd.DataFrame,
     validated_errors: pd.DataFrame,
     validated_maint: pd.DataFrame,
     validated_machines: pd.DataFrame,
 ) -> dg.MaterializeResult[pd.DataFrame]:
     """Rolling sensor stats, error counts, hours since replacement, model and age, from data at or before t."""
-    grid = get_settings().scoring_grid_hours
-    table = build_features(validated_telemetry, validated_errors, validated_maint, validated_machines, grid_hours=grid)
+    grid = settings.get().scoring_grid_hours
+    with lib_progress(context):
+        table = build_features(
+            validated_telemetry, validated_errors, validated_maint, validated_machines, grid_hours=grid
+        )
     return dg.MaterializeResult(
         value=table,
         metadata={**frame_metadata(table), "grid_hours": grid, "feature_count": len(FEATURE_COLUMNS)},
@@ -29,9 +35,11 @@ def features(
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, automation_condition=SAFE_EAGER)
-def labels(features: pd.DataFrame, validated_failures: pd.DataFrame) -> dg.MaterializeResult[pd.DataFrame]:
+def labels(
+    settings: ProjectSettings, features: pd.DataFrame, validated_failures: pd.DataFrame
+) -> dg.MaterializeResult[pd.DataFrame]:
     """Which components fail within PDM_HORIZON_HOURS after each scoring point."""
-    horizon = get_settings().horizon_hours
+    horizon = settings.get().horizon_hours
     table = build_labels(features, validated_failures, horizon)
     counts = table["label"].value_counts().reindex(list(CLASSES), fill_value=0)
     return dg.MaterializeResult(

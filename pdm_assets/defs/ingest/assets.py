@@ -9,12 +9,13 @@ import pandas as pd
 from pydantic import Field
 
 from pdm_assets.defs.automation import SAFE_EAGER
+from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.metadata import frame_metadata
+from pdm_assets.defs.resources import ProjectSettings
 from pdm_assets.lib.data.landing import accept, with_landed
 from pdm_assets.lib.data.sources import load_raw
-from pdm_assets.lib.data.tables import TABLE_NAMES, RawTables, TableName
+from pdm_assets.lib.data.tables import TABLE_NAMES, Provenance, TableName
 from pdm_assets.lib.data.validation import ValidationOutcome, empty_quarantine, validate_table
-from pdm_assets.settings import get_settings
 
 GROUP = "ingest"
 FAILURE_CASES_SHOWN = 10
@@ -42,10 +43,13 @@ class RawTablesConfig(dg.Config):
     },
     can_subset=False,
 )
-def raw_tables(context: dg.AssetExecutionContext, config: RawTablesConfig) -> Iterator[dg.Output[Any]]:
+def raw_tables(
+    context: dg.AssetExecutionContext, config: RawTablesConfig, settings: ProjectSettings
+) -> Iterator[dg.Output[Any]]:
     """The five tables from PDM_DATA_SOURCE plus every landed file, deduplicated on the natural key."""
-    settings = get_settings()
-    loaded = load_raw(settings)
+    project = settings.get()
+    with lib_progress(context):
+        loaded = load_raw(project)
     for warning in loaded.warnings:
         context.log.warning(warning)
     for name in config.landed_files:
@@ -54,7 +58,10 @@ def raw_tables(context: dg.AssetExecutionContext, config: RawTablesConfig) -> It
             context.log.info(f"landed file {path.name} kept as {accept(path)}")
         else:
             context.log.warning(f"landed file {path} is gone: already processed by an earlier run?")
-    tables, appended = with_landed(loaded.tables, settings.landing_dir)
+    tables, appended = with_landed(loaded.tables, project.landing_dir)
+    context.log.info(
+        f"source {tables.source}: " + ", ".join(f"{name} {len(tables.table(name)):,} rows" for name in TABLE_NAMES)
+    )
     for name in TABLE_NAMES:
         record = tables.records.get(name)
         metadata: dict[str, Any] = {**frame_metadata(tables.table(name)), "data_source": tables.source}
@@ -67,9 +74,8 @@ def raw_tables(context: dg.AssetExecutionContext, config: RawTablesConfig) -> It
             }
         metadata["landed_rows"] = appended.get(name, 0)
         yield dg.Output(tables.table(name), output_name=f"raw_{name}", metadata=metadata)
-    record = provenance(tables, loaded.requested, loaded.warnings) | {"landed_rows": appended}
     yield dg.Output(
-        record,
+        Provenance.of(tables, loaded.requested, loaded.warnings, appended),
         output_name="raw_provenance",
         metadata={
             "data_source": tables.source,
@@ -77,16 +83,6 @@ def raw_tables(context: dg.AssetExecutionContext, config: RawTablesConfig) -> It
             "warnings": len(loaded.warnings),
         },
     )
-
-
-def provenance(tables: RawTables, requested: str, warnings: list[str]) -> dict[str, Any]:
-    """A plain record of where the data came from, carried to the model and the reports."""
-    return {
-        "data_source": tables.source,
-        "requested": requested,
-        "warnings": list(warnings),
-        "files": {name: vars(record) for name, record in tables.records.items()},
-    }
 
 
 def _structure_check(outcome: ValidationOutcome) -> dg.AssetCheckResult:
@@ -143,10 +139,16 @@ def _structure_check(outcome: ValidationOutcome) -> dg.AssetCheckResult:
     ],
     can_subset=False,
 )
-def validated_tables(**raw: pd.DataFrame) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
+def validated_tables(
+    context: dg.AssetExecutionContext, settings: ProjectSettings, **raw: pd.DataFrame
+) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
     """Validate every table with its pandera model; bad rows go to quarantine, never silently away."""
     outcomes = validate_all({name: raw[f"raw_{name}"] for name in TABLE_NAMES})
     for name, outcome in outcomes.items():
+        context.log.info(
+            f"validated {name}: {len(outcome.valid):,} rows kept, {len(outcome.quarantine):,} quarantined"
+            + ("" if outcome.passed else f"; table rejected: {'; '.join(outcome.structural_problems)}")
+        )
         yield dg.Output(
             outcome.valid,
             output_name=f"validated_{name}",
@@ -160,7 +162,7 @@ def validated_tables(**raw: pd.DataFrame) -> Iterator[dg.Output[Any] | dg.AssetC
     quarantine = pd.concat([o.quarantine for o in outcomes.values()] or [empty_quarantine()], ignore_index=True)
     raw_rows = sum(o.raw_rows for o in outcomes.values())
     fraction = len(quarantine) / raw_rows if raw_rows else 0.0
-    limit = get_settings().quarantine_warn_fraction
+    limit = settings.get().quarantine_warn_fraction
     yield dg.Output(
         quarantine,
         output_name="quarantine",

@@ -4,8 +4,8 @@ import json
 
 import dagster as dg
 
+from pdm_assets.defs.resources import ProjectSettings
 from pdm_assets.lib.data.landing import landed_problems, reject, scan_landing
-from pdm_assets.settings import get_settings
 
 CURSOR_LIMIT = 10_000
 
@@ -22,14 +22,14 @@ ingest_landed_files = dg.define_asset_job(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches PDM_LANDING_DIR; good files are appended, bad ones moved to rejected/ with a reason.",
 )
-def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def landing_sensor(context: dg.SensorEvaluationContext, settings: ProjectSettings) -> dg.SensorResult | dg.SkipReason:
     """One run per tick for all new good files; the cursor remembers name, size and mtime of each file seen."""
-    settings = get_settings()
+    project = settings.get()
     seen: list[str] = json.loads(context.cursor) if context.cursor else []
     known = set(seen)
-    new = [f for f in scan_landing(settings.landing_dir, settings.landing_settle_seconds) if f.fingerprint not in known]
+    new = [f for f in scan_landing(project.landing_dir, project.landing_settle_seconds) if f.fingerprint not in known]
     if not new:
-        return dg.SkipReason(f"no new files in {settings.landing_dir}")
+        return dg.SkipReason(f"no new files in {project.landing_dir}")
     good, rejected = [], []
     for landed in new:
         problems = landed_problems(landed)

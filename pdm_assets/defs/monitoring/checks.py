@@ -4,7 +4,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from pdm_assets.defs.resources import MLflowResource
+from pdm_assets.defs.automation import after_updates_or
+from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS
 from pdm_assets.lib.modelling.train import failure_probability, predict_components
 from pdm_assets.lib.monitoring.drift import drift_report, drift_windows, prometheus_text, push_drift_metrics
@@ -13,22 +14,24 @@ from pdm_assets.settings import get_settings
 MAX_REFERENCE_ROWS = 20_000
 WORST_SHOWN = 10
 
-# After every refresh of features, and on the clock even when no data arrives.
-DRIFT_CHECK_CONDITION = dg.AutomationCondition.any_deps_updated().since_last_handled() | dg.AutomationCondition.on_cron(
-    get_settings().drift_cron
-)
 
 
-@dg.asset_check(
-    asset="features",
-    name="drift",
-    blocking=False,
-    automation_condition=DRIFT_CHECK_CONDITION,
-    description="PSI and KS per feature and the alert-rate shift: recent window vs the champion's training data.",
-)
-def features_drift(features: pd.DataFrame, mlflow: MLflowResource) -> dg.AssetCheckResult:
+def drift_check(cron: str) -> dg.AssetChecksDefinition:
+    """The drift check on features, run after every refresh of features and on the cron the settings name."""
+    return dg.asset_check(
+        asset="features",
+        name="drift",
+        blocking=False,
+        automation_condition=after_updates_or(cron),
+        description="PSI and KS per feature and the alert-rate shift: recent window vs the champion's training data.",
+    )(features_drift)
+
+
+def features_drift(
+    settings: ProjectSettings, features: pd.DataFrame, mlflow: MLflowResource
+) -> dg.AssetCheckResult:
     """Warns (never blocks) when the recent window has drifted from what the champion was trained on."""
-    settings = get_settings()
+    config = settings.get()
     champion = mlflow.load_alias()
     if champion is None:
         return dg.AssetCheckResult(passed=True, metadata={"status": "no champion yet: nothing to compare with"})
@@ -37,9 +40,9 @@ def features_drift(features: pd.DataFrame, mlflow: MLflowResource) -> dg.AssetCh
         features,
         meta["training_start"],
         meta["training_end"],
-        settings.drift_window_days,
+        config.drift_window_days,
         MAX_REFERENCE_ROWS,
-        settings.random_seed,
+        config.random_seed,
     )
     columns = list(meta.get("feature_columns", FEATURE_COLUMNS))
 
@@ -48,15 +51,15 @@ def features_drift(features: pd.DataFrame, mlflow: MLflowResource) -> dg.AssetCh
 
     numeric = [c for c in columns if c != "model"]
     report = drift_report(reference, current, numeric, score(reference), score(current), float(meta["threshold"]))
-    settings.metrics_dir.mkdir(parents=True, exist_ok=True)
-    (settings.metrics_dir / "pdm_drift.prom").write_text(prometheus_text(report))
+    config.metrics_dir.mkdir(parents=True, exist_ok=True)
+    (config.metrics_dir / "pdm_drift.prom").write_text(prometheus_text(report))
     published: dict[str, str] = {}
-    if settings.pushgateway_url:
+    if config.pushgateway_url:
         # A gateway that is down costs the dashboard one update, not the check's verdict.
-        failure = push_drift_metrics(report, settings.pushgateway_url)
+        failure = push_drift_metrics(report, config.pushgateway_url)
         if failure:
             dg.get_dagster_logger().warning(failure)
-        published["pushgateway"] = failure or f"pushed to {settings.pushgateway_url}"
+        published["pushgateway"] = failure or f"pushed to {config.pushgateway_url}"
     return dg.AssetCheckResult(
         passed=not report.drifted,
         severity=dg.AssetCheckSeverity.WARN,
@@ -72,3 +75,9 @@ def features_drift(features: pd.DataFrame, mlflow: MLflowResource) -> dg.AssetCh
             **published,
         },
     )
+
+
+@dg.definitions
+def monitoring() -> dg.Definitions:
+    """The drift cron is a setting, read when the code location loads."""
+    return dg.Definitions(asset_checks=[drift_check(get_settings().drift_cron)])

@@ -69,3 +69,18 @@ class RawTables:
     def table(self, name: TableName) -> pd.DataFrame:
         frame: pd.DataFrame = getattr(self, name)
         return frame
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the raw tables came from, carried to the model, the reports and MLflow's `data_source` tag."""
+
+    data_source: str  # "local", "download", "synthetic"
+    requested: str  # PDM_DATA_SOURCE as set ("auto" may end as any of the three)
+    warnings: list[str]
+    files: dict[str, FileRecord]
+    landed_rows: dict[str, int]
+
+    @classmethod
+    def of(cls, tables: RawTables, requested: str, warnings: list[str], landed_rows: dict[str, int]) -> Provenance:
+        return cls(tables.source, requested, list(warnings), dict(tables.records), dict(landed_rows))

@@ -53,6 +53,23 @@ class Decision:
                 "criteria": [asdict(c) for c in self.criteria]}
 
 
+@dataclass(frozen=True)
+class PromotionOutcome:
+    """The `promotion` asset's value: the candidate, who is champion afterwards, and the gate's decision."""
+
+    candidate_version: str
+    champion_version: str | None
+    decision: Decision
+
+    @property
+    def promote(self) -> bool:
+        return self.decision.promote
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
+
 def beats_baselines(
     curve: Mapping[str, Sequence[float]], baselines: Mapping[str, Mapping[str, Any]]
 ) -> Criterion:

@@ -1,20 +1,22 @@
 """Pack the champion model into a bento and a container image: plain functions, no Dagster.
 
-Also a small CLI: `python -m pdm_assets.lib.serving.bento serve --port 3000` serves the bento built for the
-current champion (`tag` prints its tag).
+BentoML reads its store from BENTOML_HOME once per process, so the store the settings name is reached by
+building in a child process with that variable set (`python -m pdm_assets.lib.serving.bento build`);
+what the bento ships is `[tool.bentoml.build]` in pyproject.toml, the same file `bentoml build` reads.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,23 +24,14 @@ from sklearn.pipeline import Pipeline
 
 from pdm_assets.lib.serving.contract import MODEL_ROUTE, SERVICE_NAME, ServingContract, check_scores
 from pdm_assets.lib.tracking import CHAMPION_ALIAS, tracking
-from pdm_assets.settings import get_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SERVICE_MODULE = "bentos.pdm_service.service"
-SERVICE_IMPORT = f"{SERVICE_MODULE}:PdmService"
-# The service and the package code it imports (the feature code path of training), nothing of Dagster.
-BENTO_INCLUDE = (
-    "bentos/__init__.py",
-    "bentos/pdm_service/*.py",
-    "pdm_assets/__init__.py",
-    "pdm_assets/settings.py",
-    "pdm_assets/lib/*.py",
-)
-BENTO_EXCLUDE = ("__pycache__", "*.pyc")
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 SYSTEM_ENDPOINTS = ("GET /livez", "GET /readyz", "GET /healthz", "GET /metrics")
 ContainerBackend = Literal["docker", "podman", "buildah"]
 LOG_TAIL_LINES = 30
+BUILD_TIMEOUT_S = 900
 
 
 class BentoBuildError(RuntimeError):
@@ -60,7 +53,7 @@ class Champion:
 
 @dataclass(frozen=True)
 class BuiltBento:
-    """A bento in the store."""
+    """A bento in the store, and the champion it serves."""
 
     tag: str
     model_tag: str
@@ -68,6 +61,7 @@ class BuiltBento:
     size_bytes: int  # bento files plus the packed model
     files_bytes: int  # bento files only (service, pdm_assets code, Dockerfile, requirements)
     endpoints: list[str]
+    contract: dict[str, Any]
     python_packages: list[str] = field(default_factory=list)
 
 
@@ -89,44 +83,6 @@ class ContainerResult:
 def bento_version(registered_version: str, run_id: str) -> str:
     """`v<MLflow version>-<run id prefix>`: readable, and distinct for stores that reuse version numbers."""
     return f"v{registered_version}-{run_id[:8]}"
-
-
-@contextmanager
-def bentoml_home(home: Path) -> Iterator[Path]:
-    """Point BentoML's model and bento stores at `home` for the block, restoring the previous ones after.
-
-    BentoML resolves BENTOML_HOME once per process; this swaps its providers instead, so one process can
-    build into the store the settings name (and tests into a temporary one).
-    """
-    from bentoml._internal.bento import BentoStore
-    from bentoml._internal.configuration.containers import BentoMLContainer as C
-    from bentoml._internal.models import ModelStore
-
-    home = home.resolve()
-    folders = {name: home / name for name in ("bentos", "models", "envs", "tmp")}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    values: list[tuple[Any, Any]] = [
-        (C.bentoml_home, str(home)),
-        (C.bento_store_dir, str(folders["bentos"])),
-        (C.model_store_dir, str(folders["models"])),
-        (C.env_store_dir, str(folders["envs"])),
-        (C.tmp_bento_store_dir, str(folders["tmp"])),
-        (C.bento_store, BentoStore(str(folders["bentos"]))),
-        (C.tmp_bento_store, BentoStore(str(folders["tmp"]))),
-        (C.model_store, ModelStore(str(folders["models"]))),
-        # Build arguments stick to the process; each build starts from none.
-        (C.bento_arguments, {}),
-    ]
-    # simple_di's own patch() does not restore on an exception, hence the explicit save and restore.
-    saved = [(provider, provider._override) for provider, _ in values]
-    try:
-        for provider, value in values:
-            provider._override = value
-        yield home
-    finally:
-        for provider, original in saved:
-            provider._override = original
 
 
 def load_champion(tracking_uri: str, registered_name: str, alias: str = CHAMPION_ALIAS) -> Champion:
@@ -175,101 +131,150 @@ def _alias_holder(client: Any, tracking_uri: str, registered_name: str, alias: s
         ) from error
 
 
-def import_model(champion: Champion, home: Path) -> str:
+def bento_path(home: Path, tag: str) -> Path:
+    """Where the store keeps a bento: <home>/bentos/<name>/<version>."""
+    name, version = tag.split(":", 1)
+    return home / "bentos" / name / version
+
+
+def build_champion_bento(
+    tracking_uri: str, registered_name: str, home: Path, *, log: Callable[[str], None] = logger.info,
+    timeout_seconds: float = BUILD_TIMEOUT_S,
+) -> BuiltBento:
+    """Import the champion into the store at `home` and build its bento, in a child process; `log` gets its phases."""
+    command = [sys.executable, "-m", __name__, "build", "--tracking-uri", tracking_uri, "--name", registered_name]
+    env = {**os.environ, "BENTOML_HOME": str(home.resolve()), "PYTHONUNBUFFERED": "1"}
+    output = run_streamed(command, env=env, log=log, timeout_seconds=timeout_seconds, cwd=PROJECT_ROOT)
+    result = json.loads(output.strip().splitlines()[-1])
+    if "error" in result:
+        raise BentoBuildError(result["error"])
+    return BuiltBento(**{**result, "path": Path(result["path"])})
+
+
+def run_streamed(
+    command: Sequence[str], *, env: dict[str, str], log: Callable[[str], None], timeout_seconds: float,
+    cwd: Path | None = None,
+) -> str:
+    """Run a command, passing each stderr line to `log` as it comes; returns stdout. Fails with the log's tail."""
+    tail: list[str] = []
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    with subprocess.Popen(command, env=env, cwd=cwd, **pipes) as child:  # type: ignore[call-overload]
+        assert child.stderr is not None and child.stdout is not None
+        try:
+            for line in child.stderr:
+                line = line.rstrip()
+                if line:
+                    log(line)
+                    tail = [*tail[-LOG_TAIL_LINES + 1:], line]
+            output = child.stdout.read()
+            child.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired as error:
+            child.kill()
+            raise BentoBuildError(f"`{' '.join(command)}` took more than {timeout_seconds:.0f} s") from error
+    if child.returncode != 0 and not output.strip():
+        raise BentoBuildError(f"`{' '.join(command)}` failed with exit code {child.returncode}:\n" + "\n".join(tail))
+    return output
+
+
+def import_model(champion: Champion) -> str:
     """Save the pipeline in the BentoML store with the contract as metadata; returns the model tag."""
     import bentoml
     from bentoml.exceptions import NotFound
 
     contract = champion.contract
     tag = f"{contract.registered_name}:{champion.version}"
-    with bentoml_home(home):
-        with suppress(NotFound):
-            bentoml.models.delete(tag)
-        saved = bentoml.sklearn.save_model(
-            tag,
-            champion.pipeline,
-            metadata=contract.model_dump(mode="json"),
-            labels={"mlflow_version": contract.registered_version, "mlflow_run_id": contract.run_id,
-                    "data_source": contract.data_source},
-        )
+    with suppress(NotFound):
+        bentoml.models.delete(tag)
+    saved = bentoml.sklearn.save_model(
+        tag,
+        champion.pipeline,
+        metadata=contract.model_dump(mode="json"),
+        labels={"mlflow_version": contract.registered_version, "mlflow_run_id": contract.run_id,
+                "data_source": contract.data_source},
+    )
     return str(saved.tag)
 
 
-def build_bento(model_tag: str, version: str, home: Path, project_root: Path = PROJECT_ROOT) -> BuiltBento:
-    """Build the service bento around the model; the bento holds the service and pdm_assets' lib code."""
+def build_bento(model_tag: str, version: str, project_root: Path = PROJECT_ROOT) -> tuple[str, Path, int, list[str]]:
+    """Build the service bento from `[tool.bentoml.build]` around the model: tag, path, total size, routes."""
     import bentoml
     from bentoml.exceptions import NotFound
 
     tag = f"{SERVICE_NAME}:{version}"
-    with bentoml_home(home):
-        with suppress(NotFound):
-            bentoml.bentos.delete(tag)
-        # A service module imported earlier in this process holds other build arguments.
-        sys.modules.pop(SERVICE_MODULE, None)
-        try:
-            bento = bentoml.bentos.build(
-                SERVICE_IMPORT,
-                version=version,
-                build_ctx=str(project_root),
-                include=list(BENTO_INCLUDE),
-                exclude=list(BENTO_EXCLUDE),
-                args={"model_tag": model_tag},
-                labels={"model_tag": model_tag.replace(":", "-")},
-            )
-        finally:
-            sys.modules.pop(SERVICE_MODULE, None)
-        path = Path(bento.path)
-        # A 1.4 bento references its models in the store; export and containerize copy them in.
-        total = int(bento.total_size())
+    with suppress(NotFound):
+        bentoml.bentos.delete(tag)
+    bento = bentoml.bentos.build_bentofile(
+        str(project_root / "pyproject.toml"), version=version, build_ctx=str(project_root),
+        args={"model_tag": model_tag}, labels={"model_tag": model_tag.replace(":", "-")},
+    )
     routes = [f"POST {route['route']}" for route in bento.info.schema.get("routes", [])]
+    # A 1.4 bento references its models in the store; export and containerize copy them in.
+    return str(bento.tag), Path(bento.path), int(bento.total_size()), routes
+
+
+def build_in_this_process(tracking_uri: str, registered_name: str) -> BuiltBento:
+    """The child's work: champion from MLflow, into this process's BentoML store, built into a bento."""
+    logger.info("loading the champion of %s from %s", registered_name, tracking_uri)
+    champion = load_champion(tracking_uri, registered_name)
+    logger.info("importing %s/%s into the BentoML store", registered_name, champion.contract.registered_version)
+    model_tag = import_model(champion)
+    logger.info("building the bento around %s (locking the service's packages with uv)", model_tag)
+    tag, path, total, routes = build_bento(model_tag, champion.version)
     requirements = (path / "env" / "python" / "requirements.txt").read_text().splitlines()
+    logger.info("built %s (%.1f MB with the model)", tag, total / 1e6)
     return BuiltBento(
-        tag=str(bento.tag),
-        model_tag=model_tag,
-        path=path,
-        size_bytes=total,
-        files_bytes=directory_size(path),
+        tag=tag, model_tag=model_tag, path=path, size_bytes=total, files_bytes=directory_size(path),
         endpoints=[*routes, f"GET {MODEL_ROUTE}", *SYSTEM_ENDPOINTS],
+        contract=champion.contract.model_dump(mode="json"),
         python_packages=[r for r in requirements if r and not r.startswith(("#", "-"))],
     )
 
 
 def containerize(
-    bento_tag: str, backend: ContainerBackend, home: Path, *, timeout_seconds: float = 1800
+    bento_tag: str, backend: ContainerBackend, home: Path, *, log: Callable[[str], None] = logger.info,
+    timeout_seconds: float = 1800,
 ) -> ContainerResult:
     """`bentoml containerize` with the backend; without a working engine, only the Dockerfile is exported."""
-    import bentoml
-
     name, version = bento_tag.split(":", 1)
-    with bentoml_home(home):
-        bento_path = Path(bentoml.bentos.get(bento_tag).path)
-    exports = home.resolve() / "exports"
+    home = home.resolve()
+    context = bento_path(home, bento_tag)
+    if not context.is_dir():
+        raise BentoBuildError(f"bento {bento_tag} is not in the store {home}: materialize the `bento` asset first")
+    exports = home / "exports"
     exports.mkdir(parents=True, exist_ok=True)
     containerfile = exports / f"{name}-{version}.Dockerfile"
-    shutil.copyfile(bento_path / "env" / "docker" / "Dockerfile", containerfile)
+    shutil.copyfile(context / "env" / "docker" / "Dockerfile", containerfile)
     problem = container_engine_problem(backend)
     if problem is not None:
         return ContainerResult(
-            status="skipped", backend=backend, containerfile=containerfile, build_context=bento_path,
+            status="skipped", backend=backend, containerfile=containerfile, build_context=context,
             reason=f"skipped: no container engine ({problem}); build later with "
-                   f"`{backend} build -f {containerfile} {bento_path}`",
+                   f"`{backend} build -f {containerfile} {context}`",
         )
     image = f"localhost/{name}:{version}"
     command = [sys.executable, "-m", "bentoml", "containerize", bento_tag, "--backend", backend, "-t", image]
-    try:
-        done = subprocess.run(
-            command, env={**os.environ, "BENTOML_HOME": str(home.resolve())}, capture_output=True, text=True,
-            timeout=timeout_seconds, check=False,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise BentoBuildError(f"`{' '.join(command)}` took more than {timeout_seconds:.0f} s") from error
-    log = (done.stdout or "") + (done.stderr or "")
-    tail = "\n".join(log.strip().splitlines()[-LOG_TAIL_LINES:])
-    if done.returncode != 0:
-        raise BentoBuildError(f"`{' '.join(command)}` failed with exit code {done.returncode}:\n{tail}")
+    log(f"building {image} with {backend}")
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    # bentoml prints the engine's build log on stdout: stream it, keep the tail for the metadata.
+    lines: list[str] = []
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line.strip():
+                lines = [*lines[-LOG_TAIL_LINES + 1:], line.rstrip()]
+                if line.lstrip().startswith(("STEP", "Step", "COMMIT", "Successfully", "Error", "error")):
+                    log(line.strip())
+        try:
+            child.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired as error:
+            child.kill()
+            raise BentoBuildError(f"`{' '.join(command)}` took more than {timeout_seconds:.0f} s") from error
+    tail = "\n".join(lines)
+    if child.returncode != 0:
+        raise BentoBuildError(f"`{' '.join(command)}` failed with exit code {child.returncode}:\n{tail}")
     image_id, size = inspect_image(backend, image)
     return ContainerResult(
-        status="built", backend=backend, containerfile=containerfile, build_context=bento_path,
+        status="built", backend=backend, containerfile=containerfile, build_context=context,
         image=image, image_id=image_id, size_bytes=size, log_tail=tail,
     )
 
@@ -313,27 +318,22 @@ def directory_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`serve`: run `bentoml serve` on the champion's bento; `tag`: print that bento's tag."""
-    parser = argparse.ArgumentParser(prog="python -m pdm_assets.lib.serving.bento", description=main.__doc__)
-    parser.add_argument("command", choices=("serve", "tag"))
-    parser.add_argument("--port", type=int, default=3000)
-    parser.add_argument("--host", default="127.0.0.1")
+def main(argv: Sequence[str] | None = None) -> int:
+    """`build`: the champion's bento in the store BENTOML_HOME names; prints it as one JSON line."""
+    parser = argparse.ArgumentParser(prog=f"python -m {__name__}", description=main.__doc__)
+    parser.add_argument("command", choices=("build",))
+    parser.add_argument("--tracking-uri", required=True)
+    parser.add_argument("--name", required=True, help="registered model name")
     args = parser.parse_args(argv)
-    settings = get_settings()
-    tag = champion_tag(settings.mlflow_tracking_uri, settings.registered_model_name)
-    home = settings.bentoml_home.resolve()
-    if not (home / "bentos" / Path(*tag.split(":", 1))).is_dir():
-        raise SystemExit(
-            f"the champion's bento {tag} is not in {home}: materialize it with "
-            "`uv run dagster asset materialize -m pdm_assets.definitions --select bento`"
-        )
-    if args.command == "tag":
-        print(tag)
-        return
-    command = [sys.executable, "-m", "bentoml", "serve", tag, "--host", args.host, "--port", str(args.port)]
-    os.execve(sys.executable, command, {**os.environ, "BENTOML_HOME": str(home)})
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        built = build_in_this_process(args.tracking_uri, args.name)
+    except BentoBuildError as error:
+        print(json.dumps({"error": str(error)}))
+        return 1
+    print(json.dumps({**asdict(built), "path": str(built.path)}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

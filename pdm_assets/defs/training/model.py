@@ -1,0 +1,90 @@
+"""The `model` asset: fit, tune and threshold on validation, then register a new MLflow version (no alias)."""
+
+import dagster as dg
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from pdm_assets.defs.automation import retrain
+from pdm_assets.defs.logs import lib_progress
+from pdm_assets.defs.resources import MLflowResource, ProjectSettings
+from pdm_assets.lib.data.tables import Provenance
+from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
+from pdm_assets.lib.modelling.features import ERROR_LOOKBACK_HOURS, FEATURE_COLUMNS, TELEMETRY_LOOKBACK_HOURS
+from pdm_assets.lib.modelling.registered import RegisteredModel, model_contract
+from pdm_assets.lib.modelling.train import fit_and_tune
+from pdm_assets.settings import get_settings
+
+GROUP = "training"
+
+
+def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
+    """The `model` asset, retrained after a failed drift check or on the cron the settings name."""
+
+    @dg.asset(name="model", group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=retrain(retrain_cron))
+    def model(
+        context: dg.AssetExecutionContext,
+        settings: ProjectSettings,
+        features: pd.DataFrame,
+        labels: pd.DataFrame,
+        validated_failures: pd.DataFrame,
+        raw_provenance: Provenance,
+        mlflow: MLflowResource,
+    ) -> dg.MaterializeResult[RegisteredModel]:
+        """Fit on train, tune and threshold on validation, log and register a new MLflow version (no alias)."""
+        config = settings.get()
+        table = modelling_table(features, labels)
+        plan = plan_for_table(table, train_end=config.train_end, test_start=config.test_start,
+                              horizon_hours=config.horizon_hours, validation_fraction=config.validation_fraction)
+        parts = split_parts(table, plan)
+        context.log.info(f"split ({plan.kind}): " + ", ".join(f"{k} {len(v):,} rows" for k, v in parts.items()))
+        with lib_progress(context), threadpool_limits(config.training_threads, user_api="openmp"):
+            trained = fit_and_tune(
+                parts["train"], parts["validation"], validated_failures,
+                feature_columns=FEATURE_COLUMNS, horizon_hours=config.horizon_hours,
+                grid_hours=config.scoring_grid_hours, cost_missed=config.cost_missed_failure,
+                cost_false_alarm=config.cost_false_alarm, negative_fraction=config.negative_sample_fraction,
+                seed=config.random_seed,
+            )
+        contract = model_contract(
+            trained, plan, data_source=raw_provenance.data_source, horizon_hours=config.horizon_hours,
+            grid_hours=config.scoring_grid_hours, telemetry_lookback_hours=TELEMETRY_LOOKBACK_HOURS,
+            error_lookback_hours=ERROR_LOOKBACK_HOURS,
+            costs={"missed_failure": config.cost_missed_failure, "false_alarm": config.cost_false_alarm},
+        )
+        record = mlflow.log_and_register(
+            trained.pipeline,
+            input_example=parts["validation"][trained.feature_columns].head(5),
+            params={**trained.params, **{f"split_{k}": v for k, v in plan.to_dict().items()},
+                    "horizon_hours": config.horizon_hours, "grid_hours": config.scoring_grid_hours,
+                    "threshold": trained.threshold, "f1_threshold": trained.f1_threshold,
+                    "negative_sample_fraction": config.negative_sample_fraction},
+            metrics={f"validation_{k}": v for k, v in trained.validation.items()},
+            tags={"data_source": raw_provenance.data_source, "split_kind": plan.kind},
+            model_metadata=contract,
+        )
+        context.log.info(f"registered {record.registry_uri}; the `promotion` asset decides whether it becomes champion")
+        return dg.MaterializeResult(
+            value=RegisteredModel(trained, record, contract),
+            metadata={
+                "mlflow_run_id": record.run_id,
+                "model_uri": record.model_uri,
+                "registered_version": record.registry_uri,
+                "data_source": raw_provenance.data_source,
+                "threshold": trained.threshold,
+                "f1_threshold": trained.f1_threshold,
+                "validation": dg.MetadataValue.json(trained.validation),
+                "split": dg.MetadataValue.json(plan.to_dict()),
+                "search": dg.MetadataValue.md(pd.DataFrame(trained.search).to_markdown(index=False)),
+                "train_rows": len(parts["train"]),
+                "validation_rows": len(parts["validation"]),
+                "test_rows": len(parts["test"]),
+            },
+        )
+
+    return model
+
+
+@dg.definitions
+def training_model() -> dg.Definitions:
+    """The retrain cron is a setting, read when the code location loads."""
+    return dg.Definitions(assets=[model_asset(get_settings().retrain_cron)])
