@@ -228,19 +228,20 @@ class _Progress:
             return  # the last bytes are reported by finish()
         self.next_report = self.done + self.step
         if self.total is None:
-            logger.info("%s: %s received", self.name, _megabytes(self.done))
+            logger.info("%s: %s received", self.name, _size(self.done))
         else:
             share = 100 * self.done // self.total
-            received, total = _megabytes(self.done), _megabytes(self.total)
+            received, total = _size(self.done), _size(self.total)
             logger.info("%s: %s of %s received (%d %%)", self.name, received, total, share)
 
     def finish(self) -> None:
         seconds = max(time.monotonic() - self.started, 1e-6)
         speed = (self.done - self.resumed_from) / seconds
-        resumed = f", resumed after {_megabytes(self.resumed_from)}" if self.resumed_from else ""
-        size, rate = _megabytes(self.done), _megabytes(speed)
+        resumed = f", resumed after {_size(self.resumed_from)}" if self.resumed_from else ""
+        size, rate = _size(self.done), _size(speed)
         logger.info("%s: %s downloaded in %.1f s (%s/s%s)", self.name, size, seconds, rate, resumed)
 
 
-def _megabytes(count: float) -> str:
-    return f"{count / 1e6:.1f} MB"
+def _size(count: float) -> str:
+    """A byte count for people: kB below a megabyte, MB above."""
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"
