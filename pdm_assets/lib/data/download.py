@@ -51,7 +51,7 @@ def sha256_file(path: Path) -> str:
 
 
 def meta_path(path: Path) -> Path:
-    """The sidecar `<file>.meta.json` written after a complete download."""
+    """The sidecar `<file>.meta.json` recording a download that passed its check: url, size, sha256, when."""
     return path.with_name(path.name + ".meta.json")
 
 
@@ -96,7 +96,8 @@ def fetch_file(url: str, dest: Path, timeout_seconds: float, verify: Verify) -> 
         try:
             etag = _stream(url, part, timeout_seconds)
         except _IncompleteTransfer:
-            logger.warning("download of %s cut (attempt %d of %d), resuming", url, attempt, MAX_ATTEMPTS)
+            kept = _size(part.stat().st_size if part.exists() else 0)
+            logger.warning("download of %s cut after %s (attempt %d of %d)", url, kept, attempt, MAX_ATTEMPTS)
             continue
         except (requests.RequestException, HTTPError) as error:
             raise _request_error(url, timeout_seconds, error) from error
