@@ -275,14 +275,35 @@ def test_load_raw_local_without_data_dir_names_the_setting(tmp_path: Path) -> No
         load_raw(settings(tmp_path, data_source="local"))
 
 
-def test_load_raw_auto_uses_a_complete_cache(tmp_path: Path) -> None:
-    cache = write_dataset(tmp_path / "cache")
+def write_cache(folder: Path) -> Path:
+    """The tiny tables as a download cache: each file beside the record of its size and sha256."""
+    cache = write_dataset(folder)
     for name in FILE_NAMES.values():
         meta = {"size": (cache / name).stat().st_size, "sha256": sha(cache / name)}
         (cache / f"{name}.meta.json").write_text(json.dumps(meta))
+    return cache
+
+
+def test_load_raw_auto_uses_a_complete_cache(tmp_path: Path) -> None:
+    cache = write_cache(tmp_path / "cache")
     result = load_raw(settings(tmp_path))  # the download URL is refused: only the cache can serve
     assert (result.tables.source, result.warnings) == ("download", [])
     assert result.tables.records["maint"].sha256 == sha(cache / "PdM_maint.csv")
+
+
+def test_a_cached_file_changed_since_its_download_is_deleted_never_read(
+    tmp_path: Path, fleet_calls: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = write_cache(tmp_path / "cache")
+    maint = cache / "PdM_maint.csv"
+    recorded = sha(maint)
+    maint.write_bytes(maint.read_bytes().replace(b"comp2", b"comp9"))  # same size, different bytes
+    with caplog.at_level(logging.WARNING, logger="pdm_assets.lib.data"):
+        result = load_raw(settings(tmp_path))  # the download URL is refused: the cache is all there is
+    assert result.tables.source == "synthetic" and len(fleet_calls) == 1
+    assert f"cached {maint} does not match its record: sha256 expected {recorded}, found " in caplog.text
+    assert not maint.exists() and not (cache / "PdM_maint.csv.meta.json").exists()
+    assert (cache / "PdM_errors.csv").exists()  # files that still match their record stay
 
 
 def test_load_raw_auto_falls_back_to_synthetic_loudly(

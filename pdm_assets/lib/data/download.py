@@ -1,11 +1,14 @@
-"""HTTP download of the raw CSV files into a verified cache, resuming partial downloads."""
+"""HTTP download of the raw CSV files into a verified cache, resuming partial downloads and logging progress."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +20,15 @@ from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES
 CHUNK_BYTES = 1 << 16
 # A transfer cut midway is resumed this many times within one call before giving up.
 MAX_ATTEMPTS = 3
+# Progress is logged every tenth of the file, but no more often than every PROGRESS_MIN_BYTES,
+# and every PROGRESS_UNSIZED_BYTES when the server does not say how big the file is.
+PROGRESS_MIN_BYTES = 1 << 20
+PROGRESS_UNSIZED_BYTES = 8 << 20
+
+logger = logging.getLogger(__name__)
+
+# Raises DataSourceError when the file at the path is not the expected one; returns what it checked.
+Verify = Callable[[Path], str]
 
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)")
 
@@ -39,7 +51,7 @@ def sha256_file(path: Path) -> str:
 
 
 def meta_path(path: Path) -> Path:
-    """The sidecar `<file>.meta.json` written after a complete download."""
+    """The sidecar `<file>.meta.json` recording a download that passed its check: url, size, sha256, when."""
     return path.with_name(path.name + ".meta.json")
 
 
@@ -48,13 +60,25 @@ def part_path(path: Path) -> Path:
     return path.with_name(path.name + ".part")
 
 
-def cached_file_ok(path: Path) -> bool:
-    """Whether `path` is a complete download whose size and sha256 match its sidecar."""
+def recorded_mismatch(path: Path) -> str | None:
+    """How a cached `path` differs from the size and sha256 recorded beside it; None when it matches."""
     try:
         meta = json.loads(meta_path(path).read_text())
-        return bool(path.stat().st_size == meta["size"] and sha256_file(path) == meta["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+        expected = (int(meta["size"]), str(meta["sha256"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"{path} has no readable record {meta_path(path).name}: {error}"
+    size = path.stat().st_size if path.exists() else None
+    if size != expected[0]:
+        return f"cached {path} does not match its record: size expected {expected[0]} bytes, found {size}"
+    found = sha256_file(path)
+    if found != expected[1]:
+        return f"cached {path} does not match its record: sha256 expected {expected[1]}, found {found}"
+    return None
+
+
+def cached_file_ok(path: Path) -> bool:
+    """Whether `path` is a verified download whose size and sha256 still match its sidecar."""
+    return path.exists() and recorded_mismatch(path) is None
 
 
 def download_cache_complete(cache_dir: Path) -> bool:
@@ -62,26 +86,41 @@ def download_cache_complete(cache_dir: Path) -> bool:
     return all(cached_file_ok(cache_dir / FILE_NAMES[table]) for table in TABLE_NAMES)
 
 
-def fetch_file(url: str, dest: Path, timeout_seconds: float) -> Path:
-    """Download `url` to `dest`, reusing a verified cache and resuming a partial `.part` file."""
-    if cached_file_ok(dest):
+def fetch_file(url: str, dest: Path, timeout_seconds: float, verify: Verify) -> Path:
+    """Download `url` to `dest` and `verify` it, reusing a cache that matches its record and resuming a `.part`."""
+    if _cache_reusable(dest):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             etag = _stream(url, part, timeout_seconds)
         except _IncompleteTransfer:
+            kept = _size(part.stat().st_size if part.exists() else 0)
+            logger.warning("download of %s cut after %s (attempt %d of %d)", url, kept, attempt, MAX_ATTEMPTS)
             continue
         except (requests.RequestException, HTTPError) as error:
             raise _request_error(url, timeout_seconds, error) from error
-        _finish(url, part, dest, etag)
+        _finish(url, part, dest, etag, verify)
         return dest
     size = part.stat().st_size if part.exists() else 0
     raise DataSourceError(
         f"download of {url} was cut {MAX_ATTEMPTS} times, {size} bytes kept in {part}; "
         "rerun to resume, or set PDM_DATA_DIR to a folder holding the files"
     )
+
+
+def _cache_reusable(dest: Path) -> bool:
+    """Whether `dest` matches its record; a file that no longer does is deleted, so nothing picks it up."""
+    if not (dest.exists() and meta_path(dest).exists()):
+        return False
+    mismatch = recorded_mismatch(dest)
+    if mismatch is None:
+        return True
+    logger.warning("%s; deleted, downloading it again", mismatch)
+    dest.unlink()
+    meta_path(dest).unlink()
+    return False
 
 
 def _request_error(url: str, timeout_seconds: float, error: Exception) -> DataSourceError:
@@ -127,15 +166,18 @@ def _stream(url: str, part: Path, timeout_seconds: float) -> str | None:
             offset = 0  # the server ignored Range and sent the whole file: restart cleanly
         if total is None and "Content-Length" in response.headers:
             total = offset + int(response.headers["Content-Length"])
+        progress = _Progress(part.name.removesuffix(".part"), total, offset)
         with part.open("ab" if offset else "wb") as out:
             # read1 hands over every byte received, so a cut loses nothing already sent.
             try:
                 for chunk in iter(lambda: response.raw.read1(CHUNK_BYTES, decode_content=False), b""):
                     out.write(chunk)
+                    progress.advance(len(chunk))
             except ProtocolError as error:
                 raise _IncompleteTransfer(url) from error
     if total is not None and part.stat().st_size != total:
         raise _IncompleteTransfer(url)
+    progress.finish()
     return etag
 
 
@@ -148,8 +190,16 @@ def _content_range(response: requests.Response) -> tuple[int | None, int | None]
     return None if start is None else int(start), None if total == "*" else int(total)
 
 
-def _finish(url: str, part: Path, dest: Path, etag: str | None) -> None:
-    """Move a complete `part` onto `dest` atomically, then record it in the sidecar."""
+def _finish(url: str, part: Path, dest: Path, etag: str | None, verify: Verify) -> None:
+    """Verify a complete `part`, delete it if it fails, else move it onto `dest` and record its sha256."""
+    try:
+        verified = verify(part)
+    except DataSourceError as error:
+        part.unlink(missing_ok=True)
+        raise DataSourceError(
+            f"download of {url} rejected and deleted: {error}; check that PDM_DOWNLOAD_BASE_URL serves the "
+            "Azure PdM files, or set PDM_DATA_DIR to a folder holding them"
+        ) from error
     os.replace(part, dest)
     meta = {
         "url": url,
@@ -157,5 +207,42 @@ def _finish(url: str, part: Path, dest: Path, etag: str | None) -> None:
         "sha256": sha256_file(dest),
         "etag": etag,
         "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "verified": verified,
     }
     meta_path(dest).write_text(json.dumps(meta, indent=2) + "\n")
+    logger.info("%s verified (%s); sha256 %s recorded in %s", dest.name, verified, meta["sha256"], meta_path(dest))
+
+
+class _Progress:
+    """Logs a transfer's bytes as they arrive, then its size and speed."""
+
+    def __init__(self, name: str, total: int | None, resumed_from: int) -> None:
+        self.name, self.total, self.resumed_from = name, total, resumed_from
+        self.done = resumed_from
+        self.started = time.monotonic()
+        self.step = PROGRESS_UNSIZED_BYTES if total is None else max(total // 10, PROGRESS_MIN_BYTES)
+        self.next_report = resumed_from + self.step
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.done < self.next_report or self.done == self.total:
+            return  # the last bytes are reported by finish()
+        self.next_report = self.done + self.step
+        if self.total is None:
+            logger.info("%s: %s received", self.name, _size(self.done))
+        else:
+            share = 100 * self.done // self.total
+            received, total = _size(self.done), _size(self.total)
+            logger.info("%s: %s of %s received (%d %%)", self.name, received, total, share)
+
+    def finish(self) -> None:
+        seconds = max(time.monotonic() - self.started, 1e-6)
+        speed = (self.done - self.resumed_from) / seconds
+        resumed = f", resumed after {_size(self.resumed_from)}" if self.resumed_from else ""
+        size, rate = _size(self.done), _size(speed)
+        logger.info("%s: %s downloaded in %.1f s (%s/s%s)", self.name, size, seconds, rate, resumed)
+
+
+def _size(count: float) -> str:
+    """A byte count for people: kB below a megabyte, MB above."""
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"

@@ -6,11 +6,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from pdm_assets.lib.data.download import DataSourceError, download_cache_complete, fetch_file, sha256_file
+from pdm_assets.lib.data.published import check_published
 from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES, FileRecord, RawTables, TableName
 from pdm_assets.settings import Settings
 
@@ -121,16 +123,18 @@ _PINNED: dict[str, Callable[[Settings], RawTables]] = {
 
 
 def _load_blob(cache_dir: Path, base_url: str, timeout_seconds: float) -> RawTables:
-    """Fetch each dataset file from the blob store into the cache, then read them."""
+    """Fetch each dataset file from the blob store into the cache, verified as published, then read them."""
     files: dict[TableName, tuple[Path, str]] = {}
     for table in TABLE_NAMES:
-        url = f"{base_url.rstrip('/')}/{FILE_NAMES[table]}"
-        files[table] = (fetch_file(url, cache_dir / FILE_NAMES[table], timeout_seconds), url)
+        name = FILE_NAMES[table]
+        url = f"{base_url.rstrip('/')}/{name}"
+        verify = partial(check_published, table=table, shown_as=name)
+        files[table] = (fetch_file(url, cache_dir / name, timeout_seconds, verify), url)
     return _read_tables(files, "download")
 
 
 def _load_kaggle(handle: str, telemetry_glob: str) -> RawTables:
-    """Fetch the Kaggle copy of the dataset through kagglehub, then read its folder."""
+    """Fetch the Kaggle copy of the dataset through kagglehub, check it is the published one, then read it."""
     try:
         # Imported here: kagglehub is only needed when the blob download fails.
         import kagglehub
@@ -142,17 +146,26 @@ def _load_kaggle(handle: str, telemetry_glob: str) -> RawTables:
             f"Kaggle dataset PDM_KAGGLE_DATASET={handle!r} could not be fetched: {error!r}; "
             "check the network and Kaggle credentials (KAGGLE_USERNAME/KAGGLE_KEY)"
         ) from error
-    fix = f"set PDM_KAGGLE_DATASET to a dataset holding the Azure PdM files (now {handle!r})"
-    return _load_dir(folder, telemetry_glob, "download", f"Kaggle dataset {handle!r} at {folder}", fix)
+    where = f"Kaggle dataset {handle!r} at {folder}"
+    # kagglehub keeps its copy in its own cache: each later run checks it again, none reads it unchecked.
+    fix = f"delete {folder} to fetch it again, or set PDM_KAGGLE_DATASET to the Azure PdM dataset (now {handle!r})"
+    return _load_dir(folder, telemetry_glob, "download", where, fix, published=True)
 
 
-def _load_dir(directory: Path, telemetry_glob: str, source: str, where: str, fix: str) -> RawTables:
-    """Find one file per table in `directory` and read them; `where` and `fix` phrase the errors."""
+def _load_dir(
+    directory: Path, telemetry_glob: str, source: str, where: str, fix: str, published: bool = False
+) -> RawTables:
+    """Find one file per table in `directory` and read them, first checking them when `published`."""
     if not directory.is_dir():
         raise DataSourceError(f"{where} is not an existing directory; {fix}")
     files: dict[TableName, tuple[Path, str]] = {}
     for table in TABLE_NAMES:
         path = _find_file(directory, table, telemetry_glob, where, fix)
+        if published:
+            try:
+                check_published(path, table, str(path))
+            except DataSourceError as error:
+                raise DataSourceError(f"{where}: {error}; {fix}") from error
         files[table] = (path, str(path))
     return _read_tables(files, source)
 
