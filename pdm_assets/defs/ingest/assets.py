@@ -12,8 +12,8 @@ from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.metadata import frame_metadata
 from pdm_assets.lib.data.landing import accept, with_landed
 from pdm_assets.lib.data.sources import load_raw
-from pdm_assets.lib.data.tables import TABLE_NAMES, RawTables, TableName
-from pdm_assets.lib.data.validation import ValidationOutcome, empty_quarantine, validate_table
+from pdm_assets.lib.data.tables import TABLE_NAMES, RawTables
+from pdm_assets.lib.data.validation import ValidationOutcome, empty_quarantine, validate_all
 from pdm_assets.settings import get_settings
 
 GROUP = "ingest"
@@ -179,14 +179,3 @@ def validated_tables(**raw: pd.DataFrame) -> Iterator[dg.Output[Any] | dg.AssetC
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"quarantined_fraction": fraction, "limit": limit, "quarantined_rows": len(quarantine)},
     )
-
-
-def validate_all(raw: dict[TableName, pd.DataFrame]) -> dict[TableName, ValidationOutcome]:
-    """Machines first, so the other tables can be checked against known machine ids."""
-    machines = validate_table("machines", raw["machines"])
-    known = machines.valid["machineID"].tolist()
-    outcomes = {"machines": machines}
-    for name in TABLE_NAMES:
-        if name != "machines":
-            outcomes[name] = validate_table(name, raw[name], known_machines=known)
-    return {name: outcomes[name] for name in TABLE_NAMES}
