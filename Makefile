@@ -34,10 +34,11 @@ $(LOCAL_UV):
 .env:
 	@echo "DAGSTER_HOME=$(DAGSTER_HOME)" > $@
 
-$(DAGSTER_HOME):
-	mkdir -p $(DAGSTER_HOME)
+# An empty dagster.yaml: the default sqlite instance, without Dagster's warning that none was found.
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME) && touch $@
 
-install: .venv/.synced .env | $(DAGSTER_HOME)
+install: .venv/.synced .env $(DAGSTER_HOME)/dagster.yaml
 
 run: install
 	$(RUN) dg launch --assets '*'
@@ -60,6 +61,7 @@ mlflow-ui: install
 
 lint: install
 	$(RUN) ruff check pdm_assets pdm_assets_tests bentos
+	$(RUN) dg check defs
 
 typecheck: install
 	$(RUN) mypy pdm_assets/lib

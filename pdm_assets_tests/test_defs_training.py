@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from pdm_assets.defs.resources import MLflowResource
 from pdm_assets.lib.evaluation.promotion import not_worse_than_champion
 from pdm_assets.lib.modelling.dataset import modelling_table, plan_from_dict, split_parts
-from pdm_assets.lib.modelling.train import score_failure
+from pdm_assets.lib.modelling.estimators import score_failure
 from pdm_assets.lib.tracking import alias_version
 from pdm_assets.settings import get_settings
 from pdm_assets_tests.test_defs_graph import load_defs

@@ -15,9 +15,9 @@ from pdm_assets.lib.evaluation.baselines import (
     fit_guide_replica,
 )
 from pdm_assets.lib.evaluation.metrics import predicted_labels
+from pdm_assets.lib.modelling.estimators import failure_probability
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS
 from pdm_assets.lib.modelling.labels import CLASSES
-from pdm_assets.lib.modelling.train import failure_probability
 
 
 def error_rows(rows: list[dict[str, float]]) -> pd.DataFrame:

@@ -11,26 +11,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pdm_assets.lib.synthetic.calibrate import (
+from pdm_assets.lib.synthetic.calibrate import calibration_report
+from pdm_assets.lib.synthetic.measure_errors import background_error_rates, precursor_lead_hours, precursor_share
+from pdm_assets.lib.synthetic.measure_fleet import (
     age_probabilities,
-    anomaly_windows,
-    background_error_rates,
-    calibration_report,
-    drift_by_component,
-    drift_signature,
     eligible_replacements,
     failure_probabilities,
     min_days_to_failure,
     model_shares,
-    precursor_lead_hours,
-    precursor_share,
+)
+from pdm_assets.lib.synthetic.measure_maintenance import (
     replacement_intervals,
     service_count_probabilities,
     service_weights,
+)
+from pdm_assets.lib.synthetic.measure_telemetry import (
+    anomaly_windows,
+    drift_by_component,
+    drift_signature,
     step_onset,
     telemetry_grid,
 )
-from pdm_assets.lib.synthetic.simulate import REAL_CALIBRATION
+from pdm_assets.lib.synthetic.parameters import REAL_CALIBRATION
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/azure-pdm"
 DOCS_JSON = Path(__file__).resolve().parents[1] / "docs/calibration.json"

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from pdm_assets.lib.evaluation import protocol
+from pdm_assets.lib.evaluation import guide_splits, protocol
 from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
 from pdm_assets.lib.modelling.labels import build_labels
@@ -122,7 +122,7 @@ def test_feature_importance_ranks_our_columns() -> None:
 @pytest.mark.parametrize("split", [1, 2, 3])
 def test_the_guides_three_splits_are_used_as_published_on_a_full_year(split: int) -> None:
     year = pd.DataFrame({"datetime": pd.date_range("2015-01-01 06:00", "2016-01-01 06:00", freq="3h")})
-    train_end, test_start = protocol.GUIDE_SPLITS[split]
+    train_end, test_start = guide_splits.GUIDE_SPLITS[split]
     plan = plan_for_table(year, train_end=train_end, test_start=test_start, horizon_hours=24, validation_fraction=0.2)
     assert plan.kind == "configured"
     assert plan.test_start == test_start and plan.validation_end == train_end
@@ -131,7 +131,7 @@ def test_the_guides_three_splits_are_used_as_published_on_a_full_year(split: int
 def test_splits_table_has_a_line_per_model_with_intervals() -> None:
     outcome, _, _ = result()
     row = {**protocol.report(outcome, data_source="synthetic"), "guide_split": 3}
-    table = protocol.splits_table([row])
+    table = guide_splits.splits_table([row])
     assert list(table["model"]) == ["ours", "always_none", "error_rule", "ours_no_telemetry", "guide_replica"]
     assert set(table["split"]) == {3}
     low, high = row["ci"]["event_recall"]

@@ -15,7 +15,8 @@ import pytest
 
 from pdm_assets.lib.data.tables import COLUMNS, COMPONENTS, SENSORS, TABLE_NAMES, RawTables
 from pdm_assets.lib.synthetic.calibrate import calibrate, summarize
-from pdm_assets.lib.synthetic.simulate import REAL_CALIBRATION, Calibration, generate_fleet
+from pdm_assets.lib.synthetic.parameters import REAL_CALIBRATION, Calibration
+from pdm_assets.lib.synthetic.simulate import generate_fleet
 
 MACHINES, DAYS, SEED = 100, 365, 7
 START = datetime(2015, 1, 1, 6)
@@ -242,7 +243,7 @@ def test_precursor_probability_changes_only_the_errors(fleet: RawTables) -> None
 
 def calibrate_share(tables: RawTables, lead: int, mapping: Any) -> float:
     """Precursor share among failures whose precursor time lies inside the simulated range."""
-    from pdm_assets.lib.synthetic.calibrate import precursor_share
+    from pdm_assets.lib.synthetic.measure_errors import precursor_share
 
     return precursor_share(tables.errors, tables.failures, mapping, lead, since=pd.Timestamp(START))
 

@@ -12,20 +12,18 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
-from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
-from pdm_assets.lib.modelling.labels import CLASSES, COMPONENT_LABELS, build_labels
-from pdm_assets.lib.modelling.train import (
+from pdm_assets.lib.modelling.estimators import (
     HEAD_FLOOR,
     FailureThenComponent,
     FeatureMatrix,
     corrected_probability,
     failure_probability,
-    fit_and_tune,
-    fit_fixed,
     predict_components,
     score_failure,
-    training_rows,
 )
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
+from pdm_assets.lib.modelling.labels import CLASSES, COMPONENT_LABELS, build_labels
+from pdm_assets.lib.modelling.train import fit_and_tune, fit_fixed, training_rows
 from pdm_assets.lib.synthetic.simulate import generate_fleet
 
 

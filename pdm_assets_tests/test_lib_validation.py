@@ -10,7 +10,7 @@ import pytest
 
 from pdm_assets.lib.data.sources import load_local
 from pdm_assets.lib.data.tables import TABLE_NAMES
-from pdm_assets.lib.data.validation import validate_table
+from pdm_assets.lib.data.validation import validate_all, validate_table
 
 
 def raw_telemetry() -> pd.DataFrame:
@@ -125,13 +125,29 @@ def test_structural_problems_reject_the_whole_table(change, problem: str) -> Non
     assert len(outcome.quarantine) == len(raw)  # even a rejected table loses no row
 
 
+def test_validate_all_checks_every_table_against_the_valid_machines() -> None:
+    """Machine 2 has an unknown model: it is quarantined, and so are the other tables' rows about it."""
+    times = ["2015-01-01 06:00:00", "2015-01-01 06:00:00"]
+    raw = {
+        "telemetry": pd.DataFrame({"datetime": times, "machineID": [1, 2], "volt": 170.0, "rotate": 450.0,
+                                   "pressure": 100.0, "vibration": 40.0}),
+        "errors": pd.DataFrame({"datetime": times, "machineID": [1, 2], "errorID": "error1"}),
+        "maint": pd.DataFrame({"datetime": times, "machineID": [1, 2], "comp": "comp1"}),
+        "failures": pd.DataFrame({"datetime": times, "machineID": [1, 2], "failure": "comp1"}),
+        "machines": pd.DataFrame({"machineID": [1, 2], "model": ["model1", "model9"], "age": [3, 4]}),
+    }
+    outcomes = validate_all(raw)
+    assert list(outcomes) == list(TABLE_NAMES)
+    assert outcomes["machines"].valid["machineID"].tolist() == [1]
+    for name in ("telemetry", "errors", "maint", "failures"):
+        assert outcomes[name].valid["machineID"].tolist() == [1]
+        assert outcomes[name].quarantine["raw_row"].tolist() == [1]
+        assert "machineID 2 is not in machines" in outcomes[name].quarantine["reason"].iloc[0]
+
 @pytest.mark.real_data
 def test_the_real_tables_pass_without_quarantine(real_data_dir: Path) -> None:
     tables = load_local(real_data_dir, "PdM_telemetry*.csv")
-    machines = validate_table("machines", tables.machines)
-    known = machines.valid["machineID"].tolist()
-    for name in TABLE_NAMES:
-        outcome = validate_table(name, tables.table(name), known_machines=known)
+    for name, outcome in validate_all({name: tables.table(name) for name in TABLE_NAMES}).items():
         assert outcome.passed, outcome.structural_problems
         assert outcome.quarantine.empty, outcome.quarantine.head()
         assert len(outcome.valid) == len(tables.table(name))

@@ -22,7 +22,7 @@ from serving_support import (
     trained_project,
 )
 
-from pdm_assets.lib.modelling.train import failure_probability, predict_components
+from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets_tests.benchmarks.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

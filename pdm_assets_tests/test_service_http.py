@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from serving_support import Server, TrainedProject, copy_home, histories_at, request_body, serve_bento, trained_project
 
-from pdm_assets.lib.modelling.train import failure_probability, predict_components
+from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 
 MAX_BATCH, MAX_ROWS = 5, 48
 LIMITS_ENV = {"PDM_MAX_BATCH": str(MAX_BATCH), "PDM_MAX_TELEMETRY_ROWS": str(MAX_ROWS)}

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from serving_support import TrainedProject, copy_home, histories_at, make_service, trained_project
 from sklearn.base import BaseEstimator
 
-from pdm_assets.lib.modelling.train import failure_probability, predict_components
+from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.serving.bento import bentoml_home
 from pdm_assets.lib.serving.contract import MachineHistory
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from serving_support import TrainedProject, histories_at, make_service, trained_project
 
+from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, READINGS_COLUMN
-from pdm_assets.lib.modelling.train import failure_probability, predict_components
 from pdm_assets.lib.serving.contract import Limits, features_for_histories
 
 POINTS = 200

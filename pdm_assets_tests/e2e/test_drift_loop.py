@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 
 from pdm_assets.defs.ingest.sensors import landing_sensor
-from pdm_assets.lib.synthetic.simulate import REAL_CALIBRATION, generate_fleet
+from pdm_assets.lib.synthetic.parameters import REAL_CALIBRATION
+from pdm_assets.lib.synthetic.simulate import generate_fleet
 from pdm_assets.lib.tracking import alias_history, alias_version
 from pdm_assets.settings import get_settings
 from pdm_assets_tests.test_defs_graph import ROOT, load_defs

@@ -14,8 +14,8 @@ from pdm_assets.defs.metadata import frame_metadata
 from pdm_assets.defs.resources import ProjectSettings
 from pdm_assets.lib.data.landing import accept, with_landed
 from pdm_assets.lib.data.sources import load_raw
-from pdm_assets.lib.data.tables import TABLE_NAMES, Provenance, TableName
-from pdm_assets.lib.data.validation import ValidationOutcome, empty_quarantine, validate_table
+from pdm_assets.lib.data.tables import TABLE_NAMES, Provenance
+from pdm_assets.lib.data.validation import ValidationOutcome, empty_quarantine, validate_all
 
 GROUP = "ingest"
 FAILURE_CASES_SHOWN = 10
@@ -181,14 +181,3 @@ def validated_tables(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"quarantined_fraction": fraction, "limit": limit, "quarantined_rows": len(quarantine)},
     )
-
-
-def validate_all(raw: dict[TableName, pd.DataFrame]) -> dict[TableName, ValidationOutcome]:
-    """Machines first, so the other tables can be checked against known machine ids."""
-    machines = validate_table("machines", raw["machines"])
-    known = machines.valid["machineID"].tolist()
-    outcomes = {"machines": machines}
-    for name in TABLE_NAMES:
-        if name != "machines":
-            outcomes[name] = validate_table(name, raw[name], known_machines=known)
-    return {name: outcomes[name] for name in TABLE_NAMES}

@@ -6,8 +6,8 @@ import pandas as pd
 
 from pdm_assets.defs.automation import after_updates_or
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
+from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS
-from pdm_assets.lib.modelling.train import failure_probability, predict_components
 from pdm_assets.lib.monitoring.drift import drift_report, drift_windows, prometheus_text, push_drift_metrics
 from pdm_assets.settings import get_settings
 

@@ -9,8 +9,8 @@ from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.evaluation import promotion as gate
 from pdm_assets.lib.modelling.dataset import modelling_table, split_parts
+from pdm_assets.lib.modelling.estimators import score_failure
 from pdm_assets.lib.modelling.registered import RegisteredModel
-from pdm_assets.lib.modelling.train import score_failure
 
 GROUP = "training"
 

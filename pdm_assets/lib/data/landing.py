@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pdm_assets.lib.data.download import sha256_file
 from pdm_assets.lib.data.tables import NATURAL_KEYS, TABLE_NAMES, RawTables, TableName
 from pdm_assets.lib.data.validation import structural_problems
 
@@ -87,7 +87,7 @@ def accept(path: Path) -> Path:
     """Move a good file to processed/; a byte-identical copy already there makes this one redundant."""
     folder = path.parent / PROCESSED
     existing = folder / path.name
-    if existing.exists() and _sha256(existing) == _sha256(path):
+    if existing.exists() and sha256_file(existing) == sha256_file(path):
         path.unlink()
         return existing
     target = _free_name(folder, path.name)
@@ -153,7 +153,3 @@ def _free_name(folder: Path, name: str) -> Path:
         target = folder / f"{Path(name).stem}.{counter}{Path(name).suffix}"
         counter += 1
     return target
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +11,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from pdm_assets.lib.data.schemas import SCHEMAS
-from pdm_assets.lib.data.tables import COLUMNS, TableName
+from pdm_assets.lib.data.tables import COLUMNS, TABLE_NAMES, TableName
 
 QUARANTINE_COLUMNS: tuple[str, ...] = ("table", "raw_row", "reason", "record")
 _TEXT_COLUMNS = {"errorID", "comp", "failure", "model"}
@@ -73,6 +73,17 @@ def validate_table(
 
     valid = _final_dtypes(typed.drop(index=list(reasons)).reset_index(drop=True))
     return ValidationOutcome(name, valid, _quarantine(name, raw, reasons))
+
+
+def validate_all(raw: Mapping[TableName, pd.DataFrame]) -> dict[TableName, ValidationOutcome]:
+    """Every table, machines first, so the other tables can be checked against known machine ids."""
+    machines = validate_table("machines", raw["machines"])
+    known = machines.valid["machineID"].tolist()
+    outcomes: dict[TableName, ValidationOutcome] = {"machines": machines}
+    for name in TABLE_NAMES:
+        if name != "machines":
+            outcomes[name] = validate_table(name, raw[name], known_machines=known)
+    return {name: outcomes[name] for name in TABLE_NAMES}
 
 
 def structural_problems(name: TableName, raw: pd.DataFrame) -> list[str]:

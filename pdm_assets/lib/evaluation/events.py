@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pdm_assets.lib.modelling.features import epoch_seconds
-
-_STRIDE = np.int64(10_000_000_000)
+from pdm_assets.lib.modelling.keys import frame_keys, key_machines
 
 
 @dataclass(frozen=True)
@@ -48,11 +46,11 @@ def event_view(scored: pd.DataFrame, failures: pd.DataFrame, horizon_hours: int,
     """
     rows = scored.reset_index(drop=True)
     machines = rows["machineID"].to_numpy(np.int64)
-    row_keys = machines * _STRIDE + epoch_seconds(rows["datetime"])
+    row_keys = frame_keys(rows)
     order = np.argsort(row_keys, kind="stable")
     sorted_keys = row_keys[order]
     events = failure_events(failures)
-    event_keys = events["machineID"].to_numpy(np.int64) * _STRIDE + epoch_seconds(events["datetime"])
+    event_keys = frame_keys(events)
     horizon_s = np.int64(horizon_hours) * 3600
     lo = np.searchsorted(sorted_keys, event_keys - horizon_s, side="right")
     hi = np.searchsorted(sorted_keys, event_keys, side="left")
@@ -70,7 +68,7 @@ def event_view(scored: pd.DataFrame, failures: pd.DataFrame, horizon_hours: int,
     negative = ~rows["failure"].to_numpy(bool)
     return EventView(
         event_best_score=best,
-        event_machine=event_keys // _STRIDE,
+        event_machine=key_machines(event_keys),
         window_rows=pair_row,
         window_event=pair_event,
         window_lead_hours=lead,

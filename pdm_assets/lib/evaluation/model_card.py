@@ -203,7 +203,7 @@ def build_model_card(report: Mapping[str, Any], *, model: Mapping[str, Any], plo
         "```bash",
         "PDM_DATA_SOURCE=synthetic PDM_SYNTHETIC_MACHINES=100 PDM_SYNTHETIC_DAYS=365 \\",
         "  uv run dagster asset materialize -m pdm_assets.definitions --select '*promotion'",
-        "PDM_DATA_SOURCE=synthetic uv run python -m pdm_assets.lib.evaluation.protocol --splits 1 2 3"
+        "PDM_DATA_SOURCE=synthetic uv run python -m pdm_assets.lib.evaluation.guide_splits --splits 1 2 3"
         "  # the guide's 3 splits",
         "```",
         "",

@@ -7,7 +7,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from pdm_assets.lib.modelling.features import KEY_COLUMNS
+from pdm_assets.lib.modelling.keys import KEY_COLUMNS
 from pdm_assets.lib.modelling.split import SplitPlan, plan_split
 
 

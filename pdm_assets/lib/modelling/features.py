@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from pdm_assets.lib.data.tables import COMPONENTS, ERROR_IDS, SENSORS
+from pdm_assets.lib.modelling.keys import KEY_COLUMNS, epoch_seconds, key_machines, machine_time_keys
 
-KEY_COLUMNS: tuple[str, str] = ("machineID", "datetime")
 SENSOR_WINDOWS_HOURS: tuple[int, ...] = (3, 24)
 ERROR_WINDOWS_HOURS: tuple[int, ...] = (24, 168)
 SENSOR_STATS: tuple[str, ...] = ("mean", "std", "min", "max")
@@ -34,14 +34,7 @@ FEATURE_COLUMNS: tuple[str, ...] = SENSOR_FEATURES + ERROR_FEATURES + MAINTENANC
 NON_TELEMETRY_FEATURES: tuple[str, ...] = ERROR_FEATURES + MAINTENANCE_FEATURES + MACHINE_FEATURES
 
 _HOUR_S = np.int64(3600)
-# Combined sort key machine * _MACHINE_STRIDE + epoch seconds: one searchsorted serves every machine.
-_MACHINE_STRIDE = np.int64(10_000_000_000)
 _CHUNK_ROWS = 250_000
-
-
-def epoch_seconds(times: pd.Series | np.ndarray) -> np.ndarray:
-    """Seconds since 1970 as int64, whatever the datetime resolution (a column or a datetime64 array)."""
-    return np.asarray(times.astype("datetime64[s]")).astype(np.int64)
 
 
 def grid_score_times(telemetry: pd.DataFrame, grid_hours: int) -> pd.DataFrame:
@@ -248,13 +241,13 @@ def _event_keys(
     machine: np.ndarray, seconds: np.ndarray, values: np.ndarray, codes: tuple[str, ...]
 ) -> dict[str, np.ndarray]:
     """Sorted machine/time keys of the events of each code."""
-    keys = machine * _MACHINE_STRIDE + seconds
+    keys = machine_time_keys(machine, seconds)
     return {code: np.sort(keys[values == code]) for code in codes}
 
 
 def _error_features(raw: RawArrays, machine_ids: np.ndarray, seconds: np.ndarray, out: dict[str, np.ndarray]) -> None:
     """Counts of each error type in (t - w, t] and hours since its last occurrence within the lookback."""
-    score_keys = machine_ids * _MACHINE_STRIDE + seconds
+    score_keys = machine_time_keys(machine_ids, seconds)
     for error, keys in _event_keys(raw.error_machine, raw.error_seconds, raw.error_codes, ERROR_IDS).items():
         upto_t = np.searchsorted(keys, score_keys, side="right")
         for hours in ERROR_WINDOWS_HOURS:
@@ -269,7 +262,7 @@ def _maintenance_features(
     raw: RawArrays, machine_ids: np.ndarray, seconds: np.ndarray, out: dict[str, np.ndarray]
 ) -> None:
     """Hours since the last replacement of each component strictly before t (NaN when none is known)."""
-    score_keys = machine_ids * _MACHINE_STRIDE + seconds
+    score_keys = machine_time_keys(machine_ids, seconds)
     for comp, keys in _event_keys(raw.maint_machine, raw.maint_seconds, raw.maint_codes, COMPONENTS).items():
         # side="left": a replacement at t itself coincides with a failure at t and must not be seen.
         before_t = np.searchsorted(keys, score_keys, side="left")
@@ -287,7 +280,7 @@ def _hours_since_last(
     if len(keys) == 0:
         return np.full(len(score_keys), np.nan, dtype=np.float32)
     last_keys = keys[last]
-    same_machine = has_event & (last_keys // _MACHINE_STRIDE == score_keys // _MACHINE_STRIDE)
+    same_machine = has_event & (key_machines(last_keys) == key_machines(score_keys))
     hours = (score_keys - last_keys) / float(_HOUR_S)
     valid = same_machine & (hours >= 0 if inclusive else hours > 0)
     if limit_hours is not None:

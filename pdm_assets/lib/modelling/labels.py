@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 
 from pdm_assets.lib.data.tables import COMPONENTS
-from pdm_assets.lib.modelling.features import KEY_COLUMNS, epoch_seconds
+from pdm_assets.lib.modelling.keys import KEY_COLUMNS, frame_keys
 
 NO_FAILURE = "none"
 CLASSES: tuple[str, ...] = (NO_FAILURE, *COMPONENTS)
 COMPONENT_LABELS: tuple[str, ...] = tuple(f"fails_{comp}" for comp in COMPONENTS)
-_MACHINE_STRIDE = np.int64(10_000_000_000)
 
 
 def build_labels(keys: pd.DataFrame, failures: pd.DataFrame, horizon_hours: int) -> pd.DataFrame:
@@ -22,15 +21,13 @@ def build_labels(keys: pd.DataFrame, failures: pd.DataFrame, horizon_hours: int)
     single-label views such as the confusion matrix.
     """
     out = keys[list(KEY_COLUMNS)].copy()
-    score_keys = out["machineID"].to_numpy(np.int64) * _MACHINE_STRIDE + epoch_seconds(out["datetime"])
+    score_keys = frame_keys(out)
     horizon_s = np.int64(horizon_hours) * 3600
     first_failure = np.full(len(out), np.iinfo(np.int64).max)
     label = np.full(len(out), NO_FAILURE, dtype=object)
     for comp, column in zip(COMPONENTS, COMPONENT_LABELS, strict=True):
         comp_failures = failures[failures["failure"] == comp]
-        fail_keys = np.sort(
-            comp_failures["machineID"].to_numpy(np.int64) * _MACHINE_STRIDE + epoch_seconds(comp_failures["datetime"])
-        )
+        fail_keys = np.sort(frame_keys(comp_failures))
         after_t = np.searchsorted(fail_keys, score_keys, side="right")
         within = np.searchsorted(fail_keys, score_keys + horizon_s, side="right") > after_t
         out[column] = within

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sklearn.pipeline import Pipeline
 
 from pdm_assets.lib.data.tables import COMPONENTS, ERROR_IDS, MACHINE_MODELS, SENSORS
+from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.modelling.features import (
     ERROR_LOOKBACK_HOURS,
     FEATURE_COLUMNS,
@@ -23,7 +24,6 @@ from pdm_assets.lib.modelling.features import (
     epoch_seconds,
     feature_table,
 )
-from pdm_assets.lib.modelling.train import failure_probability, predict_components
 from pdm_assets.settings import get_settings
 
 # The HTTP service's name and routes: the service declares them, the bento build names and lists them.
