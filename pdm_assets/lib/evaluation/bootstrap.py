@@ -8,12 +8,15 @@ counts k times. Every figure is a ratio of per-machine sums, so one matrix produ
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
 from pdm_assets.lib.evaluation.events import EventView
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_RESAMPLES = 200
 DEFAULT_LEVEL = 0.95
@@ -40,6 +43,7 @@ def draw_machines(machine_ids: np.ndarray, resamples: int = DEFAULT_RESAMPLES, s
     machines = np.unique(np.asarray(machine_ids, dtype=np.int64))
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(len(machines), np.full(len(machines), 1.0 / len(machines)), size=resamples)
+    logger.info("bootstrap: %d resamples of %d machines (seed %d)", resamples, len(machines), seed)
     return Resamples(machines, counts.astype(np.float64))
 
 

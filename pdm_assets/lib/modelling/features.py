@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ NON_TELEMETRY_FEATURES: tuple[str, ...] = ERROR_FEATURES + MAINTENANCE_FEATURES 
 
 _HOUR_S = np.int64(3600)
 _CHUNK_ROWS = 250_000
+logger = logging.getLogger(__name__)
 
 
 def grid_score_times(telemetry: pd.DataFrame, grid_hours: int) -> pd.DataFrame:
@@ -95,6 +97,8 @@ def build_features(
     decides what to do with its READINGS_COLUMN.
     """
     keys = grid_score_times(telemetry, grid_hours) if score_times is None else _sorted_keys(score_times)
+    logger.info("features: %d scoring points of %d machines, in chunks of %d rows",
+                len(keys), keys["machineID"].nunique(), _CHUNK_ROWS)
     return feature_table(
         RawArrays.from_tables(telemetry, errors, maint, machines),
         keys["machineID"].to_numpy(np.int64), keys["datetime"].to_numpy(),
@@ -210,6 +214,9 @@ def _window_stats(
     windows = np.lib.stride_tricks.sliding_window_view(grid, widest, axis=1)
     for start in range(0, len(rows), _CHUNK_ROWS):
         chunk = slice(start, start + _CHUNK_ROWS)
+        if len(rows) > _CHUNK_ROWS:  # offline tables only: a request's few rows are one chunk
+            end = min(start + _CHUNK_ROWS, len(rows))
+            logger.info("window statistics: rows %d-%d of %d", start + 1, end, len(rows))
         wide = windows[rows[chunk], cols[chunk] - (widest - 1)]
         for width in widths:
             window = wide if width == widest else np.ascontiguousarray(wide[:, widest - width :])

@@ -7,6 +7,7 @@ here because models pickled before they moved name this module (as does `pdm_ass
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ from pdm_assets.lib.modelling.estimators import (
     fit_detector,
 )
 from pdm_assets.lib.modelling.labels import COMPONENT_LABELS
+
+logger = logging.getLogger(__name__)
 
 # A small, bounded search over the failure detector: 4 candidates of under a second each on a year of
 # 100 machines.
@@ -145,7 +148,8 @@ def fit_and_tune(
     val_y = validation["failure"].to_numpy(bool)
     search: list[dict[str, Any]] = []
     best: tuple[tuple[float, float], FailureThenComponent, dict[str, Any], np.ndarray] | None = None
-    for values in itertools.product(*param_grid.values()):
+    candidates = list(itertools.product(*param_grid.values()))
+    for number, values in enumerate(candidates, start=1):
         params = dict(zip(param_grid.keys(), values, strict=True))
         candidate = FailureThenComponent.from_parts(
             fit_detector(fit_x, targets, params, seed), head, shares, detector_params=params,
@@ -156,6 +160,7 @@ def fit_and_tune(
         view = event_view(scored_frame(validation, scores), failures, horizon_hours, grid_hours)
         cost = alert_cost(view, choose_threshold(view, cost_missed, cost_false_alarm), cost_missed, cost_false_alarm)
         search.append({**params, "validation_cost": cost, "validation_pr_auc": pr_auc})
+        logger.info("tuning %d/%d %s: validation cost %.1f, PR-AUC %.3f", number, len(candidates), params, cost, pr_auc)
         rank = (cost, -pr_auc if pr_auc == pr_auc else 0.0)
         if best is None or rank < best[0]:
             best = (rank, candidate, params, scores)
