@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     validation_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     split_seed: int = 0
 
+    # --- early warning (docs/evaluation.md#early-warning)
+    # The second head: P(failure within this many hours), from the features plus each machine's baseline.
+    early_warning_horizon_hours: int = Field(default=48, ge=2)
+    # Telemetry the early-warning features look back: the baseline is (t - this, t - 72 h], whole days.
+    baseline_lookback_hours: int = Field(default=240, ge=120, multiple_of=24)
+    # Rolling-origin evaluation: the first test period starts this many days into the data; each one is
+    # this many days long and scored by heads fitted on everything before it.
+    rolling_origin_warmup_days: int = Field(default=30, ge=14)
+    rolling_origin_step_days: int = Field(default=14, ge=1)
+
     # --- model and threshold
     cost_missed_failure: float = Field(default=50.0, gt=0)
     cost_false_alarm: float = Field(default=1.0, gt=0)
@@ -93,6 +103,11 @@ class Settings(BaseSettings):
     def _split_dates_are_ordered(self) -> Settings:
         if self.test_start <= self.train_end:
             raise ValueError(f"PDM_TEST_START={self.test_start} must come after PDM_TRAIN_END={self.train_end}")
+        if self.early_warning_horizon_hours <= self.horizon_hours:
+            raise ValueError(
+                f"PDM_EARLY_WARNING_HORIZON_HOURS={self.early_warning_horizon_hours} must be longer than "
+                f"PDM_HORIZON_HOURS={self.horizon_hours}: the early warning looks further ahead"
+            )
         return self
 
     def mlflow_artifact_root(self) -> str | None:
