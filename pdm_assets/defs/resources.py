@@ -72,6 +72,7 @@ class MLflowResource(dg.ConfigurableResource):
         metrics: Mapping[str, float],
         tags: Mapping[str, str],
         model_metadata: Mapping[str, Any],
+        heads: Mapping[str, tuple[Pipeline, pd.DataFrame]] | None = None,
     ) -> tracking.ModelRecord:
         return _tracking().log_and_register(
             tracking_uri=self.tracking_uri,
@@ -84,6 +85,7 @@ class MLflowResource(dg.ConfigurableResource):
             metrics=metrics,
             tags=tags,
             model_metadata=model_metadata,
+            heads=heads,
         )
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:

@@ -66,30 +66,46 @@ def log_and_register(
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
     model_metadata: Mapping[str, Any],
+    heads: Mapping[str, tuple[Pipeline, pd.DataFrame]] | None = None,
 ) -> ModelRecord:
-    """Log the pipeline (signature, input example, metadata) in a new run and register a version."""
+    """Log the pipeline (signature, input example, metadata) in a new run and register a version.
+
+    Each of `heads` (name: pipeline and input example) is logged in the same run, unregistered, and its
+    model URI added to the version's metadata under its name: the registered version carries them all.
+    """
     with tracking(tracking_uri) as client:
         experiment_id = ensure_experiment(client, experiment, artifact_location)
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_params({k: str(v) for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             mlflow.set_tags(dict(tags))
-            signature = infer_signature(input_example, pipeline.predict_proba(input_example))
-            info = mlflow.sklearn.log_model(
-                pipeline,
-                name="model",
-                signature=signature,
-                input_example=input_example,
-                registered_model_name=registered_name,
-                pyfunc_predict_fn="predict_proba",
-                metadata=dict(model_metadata),
-                serialization_format="cloudpickle",
-                # Stated, not inferred: inference spawns a subprocess that costs ~10 s per registration.
-                pip_requirements=model_requirements(),
-            )
+            metadata = dict(model_metadata)
+            for name, (head, example) in (heads or {}).items():
+                logged = _log_pipeline(head, name, example, metadata.get(name, {}))
+                metadata[name] = {**metadata.get(name, {}), "model_uri": logged.model_uri}
+            info = _log_pipeline(pipeline, "model", input_example, metadata, registered_name)
             version = str(info.registered_model_version)
             client.set_model_version_tag(registered_name, version, "data_source", tags.get("data_source", "unknown"))
             return ModelRecord(run.info.run_id, info.model_uri, registered_name, version)
+
+
+def _log_pipeline(
+    pipeline: Pipeline, name: str, example: pd.DataFrame, metadata: Mapping[str, Any],
+    registered_name: str | None = None,
+) -> Any:
+    """mlflow.sklearn.log_model with the project's conventions (signature from predict_proba, cloudpickle)."""
+    return mlflow.sklearn.log_model(
+        pipeline,
+        name=name,
+        signature=infer_signature(example, pipeline.predict_proba(example)),
+        input_example=example,
+        registered_model_name=registered_name,
+        pyfunc_predict_fn="predict_proba",
+        metadata=dict(metadata),
+        serialization_format="cloudpickle",
+        # Stated, not inferred: inference spawns a subprocess that costs ~10 s per registration.
+        pip_requirements=model_requirements(),
+    )
 
 
 MODEL_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
@@ -162,6 +178,16 @@ class LoadedModel:
     pipeline: Pipeline
     version: str
     metadata: dict[str, Any]
+    tracking_uri: str = ""
+
+    def head(self, name: str) -> Pipeline | None:
+        """The pipeline of a head logged with this version (log_and_register's `heads`), None if it has none."""
+        found = self.metadata.get(name)
+        if not isinstance(found, Mapping) or "model_uri" not in found:
+            return None
+        with tracking(self.tracking_uri):
+            head: Pipeline = mlflow.sklearn.load_model(str(found["model_uri"]))
+        return head
 
 
 def load_alias(tracking_uri: str, registered_name: str, alias: str = CHAMPION_ALIAS) -> LoadedModel | None:
@@ -173,4 +199,4 @@ def load_alias(tracking_uri: str, registered_name: str, alias: str = CHAMPION_AL
     with tracking(tracking_uri):
         pipeline = mlflow.sklearn.load_model(uri)
         metadata = mlflow.models.get_model_info(uri).metadata or {}
-    return LoadedModel(pipeline, version, dict(metadata))
+    return LoadedModel(pipeline, version, dict(metadata), tracking_uri)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pdm_assets.lib.modelling.early_warning import EARLY_WARNING
 from pdm_assets.lib.modelling.split import SplitPlan
 
 if TYPE_CHECKING:
+    from pdm_assets.lib.modelling.early_warning import EarlyWarningHead
     from pdm_assets.lib.modelling.train import TrainedModel
     from pdm_assets.lib.tracking import ModelRecord
 
@@ -19,6 +21,7 @@ class RegisteredModel:
     trained: TrainedModel
     record: ModelRecord
     contract: dict[str, Any]  # the MLflow model metadata the service validates as its ServingContract
+    early_warning: EarlyWarningHead | None = None  # the second head, when the data could fit one
 
     @property
     def version(self) -> str:
@@ -51,9 +54,11 @@ def model_contract(
     telemetry_lookback_hours: int,
     error_lookback_hours: int,
     costs: dict[str, float],
+    early_warning: EarlyWarningHead | None = None,
 ) -> dict[str, Any]:
     """What travels with the model as MLflow metadata: everything the service needs, never re-declared there."""
-    return {
+    heads = {} if early_warning is None else {EARLY_WARNING: early_warning.contract()}
+    return heads | {
         "threshold": trained.threshold,
         "f1_threshold": trained.f1_threshold,
         "horizon_hours": horizon_hours,

@@ -78,14 +78,46 @@ def plan_split(
         test_start = first + span * (1 - PROPORTIONAL_TEST_SHARE)
         test_start = _ceil_hour(test_start)
         train_end = test_start - gap
-    train_end = min(train_end, test_start - gap)
-    validation_end = train_end
+    return _periods(kind, first, min(train_end, test_start - gap), test_start, end, horizon_hours,
+                    validation_fraction)
+
+
+def plan_for_horizon(plan: SplitPlan, first: datetime, horizon_hours: int, validation_fraction: float) -> SplitPlan:
+    """The same test period for a head with another horizon (and rows from `first`): its training and
+    validation end at least `horizon_hours` before the test."""
+    validation_end = min(plan.validation_end, plan.test_start - timedelta(hours=horizon_hours))
+    return _periods(plan.kind, first, validation_end, plan.test_start, plan.test_end, horizon_hours,
+                    validation_fraction)
+
+
+def rolling_plans(
+    first: datetime, last: datetime, *, warmup: timedelta, step: timedelta, horizon_hours: int,
+    validation_fraction: float,
+) -> list[SplitPlan]:
+    """Expanding windows: test periods of `step` from first + warmup to the end, each after training and
+    validation on everything up to `horizon_hours` before it."""
+    end = last + timedelta(seconds=1)
+    origin = _ceil_hour(first + warmup)
+    plans = []
+    while origin < end:
+        closing = min(origin + step, end)
+        plans.append(_periods("rolling", first, origin - timedelta(hours=horizon_hours), origin, closing,
+                              horizon_hours, validation_fraction))
+        origin = closing
+    return plans
+
+
+def _periods(
+    kind: str, first: datetime, validation_end: datetime, test_start: datetime, test_end: datetime,
+    horizon_hours: int, validation_fraction: float,
+) -> SplitPlan:
+    """Validation as the last `validation_fraction` before validation_end, training before it, gaps of the horizon."""
     validation_start = _ceil_hour(validation_end - (validation_end - first) * validation_fraction)
-    fit_end = validation_start - gap
+    fit_end = validation_start - timedelta(hours=horizon_hours)
     if fit_end <= first:
         raise ValueError(
-            f"data from {first} to {last} is too short for a {horizon_hours} h horizon split; "
-            "use more days or a shorter PDM_HORIZON_HOURS"
+            f"data from {first} to {test_end} is too short for a {horizon_hours} h horizon split; "
+            "use more days or a shorter horizon"
         )
     return SplitPlan(
         kind=kind,
@@ -94,7 +126,7 @@ def plan_split(
         validation_start=validation_start,
         validation_end=validation_end,
         test_start=test_start,
-        test_end=end,
+        test_end=test_end,
         gap_hours=horizon_hours,
     )
 
