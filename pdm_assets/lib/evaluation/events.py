@@ -166,3 +166,42 @@ def choose_threshold(view: EventView, cost_missed: float, cost_false_alarm: floa
         return silent
     below = breakpoints[breakpoints < top]
     return float((below[-1] + top) / 2.0) if len(below) else float(top)
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """Alert episodes: runs of alerting scoring points of one machine, one grid step apart, cut every H hours.
+
+    A crew answers an alert once when it comes on, and again if it still stands once its horizon has passed
+    (hence the cut: an alert left on for ever is not one episode). An episode is a false alarm when no
+    failure follows its first point within the horizon (that row is not labelled `failure`). Alerts in the
+    H hours from a failure of their machine are left out: the crew has just replaced the part, and the
+    windows still hold the drift that announced it.
+    """
+
+    machine: np.ndarray  # machineID of each episode
+    false_alarm: np.ndarray  # bool per episode
+
+
+def alert_episodes(
+    scored: pd.DataFrame, failures: pd.DataFrame, threshold: float, horizon_hours: int, grid_hours: int
+) -> Episodes:
+    """The episodes of rows (machineID, datetime, failure, score) alerting at `threshold`."""
+    keys = frame_keys(scored)
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    horizon_s = np.int64(horizon_hours) * 3600
+    failed = np.sort(frame_keys(failure_events(failures)))
+    last_failure = np.searchsorted(failed, keys, side="right") - 1
+    since = keys - failed[np.maximum(last_failure, 0)]
+    just_failed = (last_failure >= 0) & (since < horizon_s) & (since >= 0)  # same machine: keys differ by < stride
+    alert = (scored["score"].to_numpy(np.float64)[order] >= threshold) & ~just_failed
+    positive = scored["failure"].to_numpy(bool)[order]
+    # A row continues the run of the row before it when both alert, one grid step apart, same machine.
+    continues = np.zeros(len(keys), dtype=bool)
+    continues[1:] = alert[1:] & alert[:-1] & (np.diff(keys) == np.int64(grid_hours) * 3600)
+    run_start = np.maximum.accumulate(np.where(alert & ~continues, keys, np.iinfo(np.int64).min))
+    segment = (keys - run_start) // horizon_s
+    starts = alert & ~continues
+    starts[1:] |= alert[1:] & continues[1:] & (segment[1:] != segment[:-1])
+    return Episodes(machine=key_machines(keys[starts]), false_alarm=~positive[starts])

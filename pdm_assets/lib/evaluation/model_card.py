@@ -100,8 +100,24 @@ def guide_table(guide: Mapping[str, Any]) -> str:
 
 
 def horizon_table(horizon: Mapping[str, Any]) -> str:
-    """Ours, the error rule and always-none refitted at another horizon (no threshold column)."""
-    return _figures_table([(name, horizon[name]) for name in ("ours", "error_rule", "always_none")], threshold=False)
+    """Ours, the error rule and always-none at another horizon (and the 24 h head there, when scored)."""
+    names = [name for name in ("ours", "day_ahead", "error_rule", "always_none") if name in horizon]
+    return _figures_table([(name, horizon[name]) for name in names], threshold=False)
+
+
+WARNING_FIGURES: tuple[tuple[str, str], ...] = (
+    ("event_recall", "event recall"),
+    ("share_first_alerted_36h_ahead", "share first alerted ≥ 36 h ahead"),
+    ("lead_time_median_h", "median first-alert lead (h)"),
+    ("false_alarm_episodes_per_100_machine_days", "false-alarm episodes / 100 machine-days"),
+)
+
+
+def warning_table(warning: Mapping[str, Mapping[str, Any]]) -> str:
+    """The crew's figures (lib/evaluation/warning.py) of each model, with intervals."""
+    rows = [{"model": name, **{label: _with_ci(figures, key) for key, label in WARNING_FIGURES}}
+            for name, figures in warning.items()]
+    return pd.DataFrame(rows).to_markdown(index=False)
 
 
 def build_model_card(report: Mapping[str, Any], *, model: Mapping[str, Any], plots: Sequence[str]) -> str:
@@ -177,7 +193,13 @@ def build_model_card(report: Mapping[str, Any], *, model: Mapping[str, Any], plo
     ]
     for hours, horizon in report.get("horizons", {}).items():
         body = f"Skipped: {horizon['skipped']}" if "skipped" in horizon else horizon_table(horizon)
-        lines += [f"### Horizon {hours} h (our model refitted with the same parameters)", "", body, ""]
+        title = horizon.get("model", "our model refitted with the same parameters")
+        lines += [f"### Horizon {hours} h ({title})", "", body, ""]
+        if "warning" in horizon:
+            lines += ["As a crew counts them: an episode is a run of alerts answered once (again after the "
+                      "horizon if it still stands), false when no failure follows its start within the horizon; "
+                      "the rolling-origin evaluation (`reports/rolling_origin.json`) has the same figures over "
+                      "every event after the first month.", "", warning_table(horizon["warning"]), ""]
     lines += ["## Figures", ""]
     lines += [f"![{name}](plots/{name}.png)" for name in plots]
     lines += [

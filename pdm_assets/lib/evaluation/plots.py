@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -129,3 +130,36 @@ def render(
 def gallery(images: Mapping[str, bytes], order: Sequence[str] = PLOT_NAMES) -> str:
     """All figures as one markdown document."""
     return "\n\n".join(f"**{name}**\n\n{markdown_image(name, images[name])}" for name in order if name in images)
+
+
+def lead_time_vs_false_alarms(report: Mapping[str, Any]) -> bytes:
+    """Share of events first alerted >= 36 h ahead and event recall against false-alarm episodes as the
+    threshold moves (rolling origin), each model's operating point with its interval, the targets shaded."""
+    figure, axes = plt.subplots(1, 2, figsize=(10.0, 3.8), sharex=True)
+    panels = (("share_first_alerted_36h_ahead", "share of events first alerted ≥ 36 h ahead", 0.5),
+              ("event_recall", f"event recall within {report['horizon_hours']} h", 0.95))
+    for axis, (key, label, target) in zip(axes, panels, strict=True):
+        for name, curve in report["curves"].items():
+            x = np.asarray(curve["false_alarm_episodes_per_100_machine_days"], dtype=float)
+            y = np.asarray([np.nan if v is None else v for v in curve[key]], dtype=float)
+            order = np.argsort(x, kind="stable")
+            axis.plot(x[order], y[order], linewidth=1.3, label=f"{name} (threshold moves)")
+        for name, figures in report["models"].items():
+            x, y = figures["false_alarm_episodes_per_100_machine_days"], figures[key]
+            x_ci, y_ci = figures["ci"]["false_alarm_episodes_per_100_machine_days"], figures["ci"][key]
+            axis.errorbar([x], [y], xerr=_error(x, x_ci), yerr=_error(y, y_ci), marker="o", capsize=3,
+                          linestyle="none", label=f"{name} at its threshold")
+        axis.axvspan(0.0, 1.0, ymin=target / 1.05, ymax=1.0, color="tab:green", alpha=0.12, label="target")
+        axis.set(xscale="symlog", xlim=(0, None), ylim=(0, 1.05), xlabel="false-alarm episodes per 100 machine-days",
+                 ylabel=label)
+    axes[0].legend(fontsize=7, loc="lower right")
+    figure.suptitle(f"Rolling origin ({report.get('data_source', '')}): {report['models']['early_warning']['events']} "
+                    "events", fontsize=10)
+    return png(figure)
+
+
+def _error(value: float | None, interval: Sequence[float | None]) -> list[list[float]]:
+    """Asymmetric error bar lengths from an interval (zero where unknown)."""
+    if value is None or interval[0] is None or interval[1] is None:
+        return [[0.0], [0.0]]
+    return [[max(value - float(interval[0]), 0.0)], [max(float(interval[1]) - value, 0.0)]]

@@ -1,4 +1,5 @@
-"""The promotion gate: a new model version becomes `champion` only if it passes both criteria.
+"""The promotion gate: a new model version becomes `champion` only if it passes both criteria, for each of its
+heads (the 24 h answer and the early warning, judged at their own horizons on the same test period).
 
 1. It beats every baseline on the test period: at some threshold it announces at least as many failure
    events with no more false alarms than the baseline at its own operating point, one of them strictly
@@ -6,12 +7,14 @@
 2. Its cost on its validation rows is not worse than the champion's on the same rows, beyond the noise:
    the machine-bootstrap interval of (challenger cost - champion cost) reaches 0 or below. With no champion
    yet this holds trivially.
+
+A version without an early-warning head (data too short to fit one) cannot replace a champion that has one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -179,10 +182,15 @@ def already_champion(version: str) -> Criterion:
 
 
 def incomparable_champion(
-    metadata: Mapping[str, Any], *, horizon_hours: int, grid_hours: int, available_columns: Sequence[str]
+    metadata: Mapping[str, Any], *, horizon_hours: int, grid_hours: int, available_columns: Sequence[str],
+    must_match: Mapping[str, Any] | None = None,
 ) -> Criterion | None:
-    """A failed criterion when the champion cannot be scored on the challenger's rows; None when it can."""
-    problems = []
+    """A failed criterion when the champion cannot be scored on the challenger's rows; None when it can.
+
+    `must_match` names further metadata the two must share (e.g. the baseline lookback its features used).
+    """
+    problems = [f"its {key} is {metadata.get(key)}, the challenger's {value}"
+                for key, value in (must_match or {}).items() if metadata.get(key) != value]
     if metadata.get("horizon_hours") != horizon_hours:
         problems.append(f"its horizon is {metadata.get('horizon_hours')} h, the challenger's {horizon_hours} h")
     if metadata.get("grid_hours") != grid_hours:
@@ -195,6 +203,20 @@ def incomparable_champion(
     return Criterion("not_worse_than_champion", False,
                      "the champion cannot be compared on the same rows (" + "; ".join(problems)
                      + "): promote by hand with `mlflow` if intended", {"problems": problems})
+
+
+def for_head(criterion: Criterion, head: str, horizon_hours: int) -> Criterion:
+    """A criterion of a second head, named and explained as that head's."""
+    return replace(criterion, name=f"{head}_{criterion.name}",
+                   reason=f"{horizon_hours} h {head} head: {criterion.reason}")
+
+
+def missing_head(head: str, *, champion_has_it: bool, why: str) -> Criterion:
+    """The criterion for a challenger without the head: it may not take the place of a champion with one."""
+    if champion_has_it:
+        return Criterion(f"{head}_head", False, f"the challenger has no {head} head ({why}) and the champion has "
+                         "one: promoting it would take the answer away from the service")
+    return Criterion(f"{head}_head", True, f"neither the challenger nor the champion has a {head} head ({why})")
 
 
 def decide(criteria: Sequence[Criterion]) -> Decision:

@@ -35,7 +35,9 @@ from pdm_assets.lib.evaluation.metrics import (
     macro_f1,
     scored_frame,
 )
+from pdm_assets.lib.evaluation.warning import warning_figures
 from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
+from pdm_assets.lib.modelling.early_warning import EarlyWarningHead, early_warning_table
 from pdm_assets.lib.modelling.features import NON_TELEMETRY_FEATURES
 from pdm_assets.lib.modelling.labels import build_labels
 from pdm_assets.lib.modelling.split import SplitPlan
@@ -196,27 +198,85 @@ def other_horizon(
     test_start: datetime,
 ) -> dict[str, Any]:
     """Refit our tuned model (same parameters, no new search) for another horizon; with the two rules."""
-    cfg = replace(config, horizon_hours=horizon_hours)
     table = modelling_table(features, build_labels(features, failures, horizon_hours))
     plan = plan_for_table(table, train_end=train_end, test_start=test_start, horizon_hours=horizon_hours,
                     validation_fraction=config.validation_fraction)
     parts = split_parts(table, plan)
     _require_rows(parts)
-    validation, test = parts["validation"], parts["test"]
     pipeline = fit_fixed(parts["train"], feature_columns=trained.feature_columns, params=trained.params,
                          negative_fraction=config.negative_fraction, seed=config.seed)
-    draws = bootstrap.draw_machines(test["machineID"].to_numpy(np.int64), config.resamples, config.seed)
-    models: dict[str, tuple[Scorer, float | None]] = {
-        OURS: (Scorer.of(pipeline, trained.feature_columns), None),
-        "always_none": (Scorer(always_none), RULE_THRESHOLD),
-        "error_rule": (Scorer(error_rule), RULE_THRESHOLD),
+    models: dict[str, tuple[Scorer, dict[str, Any]]] = {
+        OURS: (Scorer.of(pipeline, trained.feature_columns), {}),
+        **RULES,
     }
-    out: dict[str, Any] = {"horizon_hours": horizon_hours, "split": plan.to_dict()}
-    for name, (model, fixed) in models.items():
-        result = assess(name, validation, model.scores(validation), test, model.components(test), failures, cfg,
-                        draws, fixed_threshold=fixed)
-        out[name] = {**{k: _num(result.metrics[k]) for k in METRIC_KEYS}, "ci": _ci(result.ci)}
-    return out
+    config = replace(config, horizon_hours=horizon_hours)
+    out, _ = _horizon_figures(parts, failures, models, config, _draws(parts, config))
+    return {"horizon_hours": horizon_hours, "split": plan.to_dict(), **out}
+
+
+def early_warning_horizon(
+    features: pd.DataFrame, failures: pd.DataFrame, day_ahead: TrainedModel, head: EarlyWarningHead,
+    config: ProtocolConfig,
+) -> dict[str, Any]:
+    """The early-warning head on its test period at its horizon, at the threshold it chose on validation,
+    beside the rules and the 24 h head (at its own threshold); with the crew's figures (warning.py)."""
+    table = early_warning_table(features, failures, horizon_hours=head.horizon_hours,
+                                baseline_hours=head.baseline_lookback_hours)
+    parts = split_parts(table, head.plan)
+    _require_rows(parts)
+    trained = head.trained
+    models: dict[str, tuple[Scorer, dict[str, Any]]] = {
+        OURS: (Scorer.of(trained.pipeline, trained.feature_columns),
+               {"chosen": (trained.threshold, trained.f1_threshold)}),
+        **RULES,
+        DAY_AHEAD: (Scorer.of(day_ahead.pipeline, day_ahead.feature_columns),
+                    {"fixed_threshold": day_ahead.threshold}),
+    }
+    cfg = replace(config, horizon_hours=head.horizon_hours)
+    draws = _draws(parts, config)
+    out, assessments = _horizon_figures(parts, failures, models, cfg, draws)
+    test = parts["test"]
+    return {
+        "horizon_hours": head.horizon_hours,
+        "model": "the early-warning head (its own features, tuning and threshold)",
+        "split": head.plan.to_dict(),
+        **out,
+        "event_curve": event_curve(test, assessments[OURS].test_scores, failures, cfg),
+        "warning": {
+            name: warning_figures(scored_frame(test, a.test_scores), failures, a.metrics["threshold"],
+                                  horizon_hours=head.horizon_hours, grid_hours=config.grid_hours, draws=draws,
+                                  level=config.level)
+            for name, a in assessments.items() if name != "always_none"
+        },
+    }
+
+
+# The rules at another horizon: not tuned, they alert when they fire.
+RULES: dict[str, tuple[Scorer, dict[str, Any]]] = {
+    "always_none": (Scorer(always_none), {"fixed_threshold": RULE_THRESHOLD}),
+    "error_rule": (Scorer(error_rule), {"fixed_threshold": RULE_THRESHOLD}),
+}
+DAY_AHEAD = "day_ahead"  # the 24 h head scored at the early-warning horizon
+
+
+def _horizon_figures(
+    parts: Mapping[str, pd.DataFrame], failures: pd.DataFrame, models: Mapping[str, tuple[Scorer, dict[str, Any]]],
+    config: ProtocolConfig, draws: bootstrap.Resamples,
+) -> tuple[dict[str, Any], dict[str, Assessment]]:
+    """Each model's METRIC_KEYS with intervals on the test period (keyword arguments passed to `assess`)."""
+    validation, test = parts["validation"], parts["test"]
+    assessments = {
+        name: assess(name, validation, model.scores(validation), test, model.components(test), failures, config,
+                     draws, **options)
+        for name, (model, options) in models.items()
+    }
+    figures = {name: {**{k: _num(a.metrics[k]) for k in METRIC_KEYS}, "ci": _ci(a.ci)}
+               for name, a in assessments.items()}
+    return figures, assessments
+
+
+def _draws(parts: Mapping[str, pd.DataFrame], config: ProtocolConfig) -> bootstrap.Resamples:
+    return bootstrap.draw_machines(parts["test"]["machineID"].to_numpy(np.int64), config.resamples, config.seed)
 
 
 def report(result: ProtocolResult, *, data_source: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
