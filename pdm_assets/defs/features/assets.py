@@ -7,7 +7,7 @@ from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.metadata import frame_metadata
 from pdm_assets.defs.resources import ProjectSettings
-from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
+from pdm_assets.lib.modelling.features import BASELINE_FEATURES, FEATURE_COLUMNS, build_features
 from pdm_assets.lib.modelling.labels import CLASSES, build_labels
 
 GROUP = "features"
@@ -22,15 +22,20 @@ def features(
     validated_maint: pd.DataFrame,
     validated_machines: pd.DataFrame,
 ) -> dg.MaterializeResult[pd.DataFrame]:
-    """Rolling sensor stats, error counts, hours since replacement, model and age, from data at or before t."""
-    grid = settings.get().scoring_grid_hours
+    """Rolling sensor stats against fixed windows and against each machine's own baseline, error counts, hours
+    since replacement, model and age, from data at or before t."""
+    config = settings.get()
+    grid = config.scoring_grid_hours
     with lib_progress(context):
         table = build_features(
-            validated_telemetry, validated_errors, validated_maint, validated_machines, grid_hours=grid
+            validated_telemetry, validated_errors, validated_maint, validated_machines, grid_hours=grid,
+            baseline_hours=config.baseline_lookback_hours,
         )
     return dg.MaterializeResult(
         value=table,
-        metadata={**frame_metadata(table), "grid_hours": grid, "feature_count": len(FEATURE_COLUMNS)},
+        metadata={**frame_metadata(table), "grid_hours": grid, "feature_count": len(FEATURE_COLUMNS),
+                  "baseline_feature_count": len(BASELINE_FEATURES),
+                  "baseline_lookback_hours": config.baseline_lookback_hours},
     )
 
 

@@ -34,12 +34,13 @@ def evaluation(
     validated_failures: pd.DataFrame,
     mlflow: MLflowResource,
 ) -> dg.MaterializeResult[dict[str, Any]]:
-    """Score the untouched test period once, beside the baselines; a second horizon; report, plots, card."""
+    """Score the untouched test period once, beside the baselines; the early-warning head at its horizon (or, for
+    a version without one, the 24 h model refitted at 48 h); report, plots, card."""
     config = settings.get()
     protocol_config = protocol.config_from(config)
-    second = 48 if config.horizon_hours != 48 else 24
-    context.log.info(f"scoring the test period; the {second} h horizon fits its own model in a second thread")
-    # The second horizon fits its own model: run it beside the main protocol (2 cores, 1 thread each).
+    second = config.early_warning_horizon_hours if model.early_warning is None else model.early_warning.horizon_hours
+    context.log.info(f"scoring the test period; the {second} h horizon in a second thread")
+    # The second horizon scores (or fits) its own model: run it beside the main protocol (2 cores, 1 thread each).
     with lib_progress(context), ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(_other_horizon, config, features, validated_failures, model, protocol_config, second)
         with threadpool_limits(config.training_threads, user_api="openmp"):
@@ -85,6 +86,9 @@ def _other_horizon(
     """The protocol's second horizon in a worker thread (thread limits are per thread, so set them here)."""
     with threadpool_limits(config.training_threads, user_api="openmp"):
         try:
+            if model.early_warning is not None:
+                return protocol.early_warning_horizon(features, failures, model.trained, model.early_warning,
+                                                      protocol_config)
             return protocol.other_horizon(features, failures, model.trained, protocol_config, horizon_hours=hours,
                                           train_end=config.train_end, test_start=config.test_start)
         except ValueError as too_short:  # e.g. a small fleet with no failure in that split's training rows

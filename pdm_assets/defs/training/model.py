@@ -9,10 +9,19 @@ from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.data.tables import Provenance
 from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
+from pdm_assets.lib.modelling.early_warning import (
+    EARLY_WARNING,
+    EarlyWarningHead,
+    early_warning_plan,
+    early_warning_table,
+    fit_early_warning,
+    tuning_costs,
+)
 from pdm_assets.lib.modelling.features import ERROR_LOOKBACK_HOURS, FEATURE_COLUMNS, TELEMETRY_LOOKBACK_HOURS
 from pdm_assets.lib.modelling.registered import RegisteredModel, model_contract
+from pdm_assets.lib.modelling.split import SplitPlan
 from pdm_assets.lib.modelling.train import fit_and_tune
-from pdm_assets.settings import get_settings
+from pdm_assets.settings import Settings, get_settings
 
 GROUP = "training"
 
@@ -45,12 +54,19 @@ def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
                 cost_false_alarm=config.cost_false_alarm, negative_fraction=config.negative_sample_fraction,
                 seed=config.random_seed,
             )
+            head = _early_warning_head(context, config, features, validated_failures, plan)
         contract = model_contract(
             trained, plan, data_source=raw_provenance.data_source, horizon_hours=config.horizon_hours,
             grid_hours=config.scoring_grid_hours, telemetry_lookback_hours=TELEMETRY_LOOKBACK_HOURS,
             error_lookback_hours=ERROR_LOOKBACK_HOURS,
             costs={"missed_failure": config.cost_missed_failure, "false_alarm": config.cost_false_alarm},
+            early_warning=head,
         )
+        heads = {} if head is None else {
+            EARLY_WARNING: (head.trained.pipeline, parts["validation"][head.trained.feature_columns].head(5))
+        }
+        early_metrics = {} if head is None else {f"early_warning_validation_{k}": v
+                                                 for k, v in head.trained.validation.items()}
         record = mlflow.log_and_register(
             trained.pipeline,
             input_example=parts["validation"][trained.feature_columns].head(5),
@@ -58,13 +74,14 @@ def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
                     "horizon_hours": config.horizon_hours, "grid_hours": config.scoring_grid_hours,
                     "threshold": trained.threshold, "f1_threshold": trained.f1_threshold,
                     "negative_sample_fraction": config.negative_sample_fraction},
-            metrics={f"validation_{k}": v for k, v in trained.validation.items()},
+            metrics={**{f"validation_{k}": v for k, v in trained.validation.items()}, **early_metrics},
             tags={"data_source": raw_provenance.data_source, "split_kind": plan.kind},
             model_metadata=contract,
+            heads=heads,
         )
         context.log.info(f"registered {record.registry_uri}; the `promotion` asset decides whether it becomes champion")
         return dg.MaterializeResult(
-            value=RegisteredModel(trained, record, contract),
+            value=RegisteredModel(trained, record, contract, head),
             metadata={
                 "mlflow_run_id": record.run_id,
                 "model_uri": record.model_uri,
@@ -78,10 +95,31 @@ def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
                 "train_rows": len(parts["train"]),
                 "validation_rows": len(parts["validation"]),
                 "test_rows": len(parts["test"]),
+                "early_warning": dg.MetadataValue.json(
+                    {"skipped": "see the run's warning"} if head is None else
+                    {"threshold": head.trained.threshold, "horizon_hours": head.horizon_hours,
+                     "validation": head.trained.validation}
+                ),
             },
         )
 
     return model
+
+
+def _early_warning_head(
+    context: dg.AssetExecutionContext, config: Settings, features: pd.DataFrame, failures: pd.DataFrame,
+    plan: SplitPlan,
+) -> EarlyWarningHead | None:
+    """The early-warning head on the 24 h head's test period; None (with a warning) when the data cannot fit it."""
+    try:
+        table = early_warning_table(features, failures, horizon_hours=config.early_warning_horizon_hours,
+                                    baseline_hours=config.baseline_lookback_hours)
+        head_plan = early_warning_plan(table, plan, config.early_warning_horizon_hours, config.validation_fraction)
+        return fit_early_warning(table, failures, head_plan, tuning_costs(config),
+                                 baseline_hours=config.baseline_lookback_hours)
+    except ValueError as too_little:  # e.g. no failure with a usable baseline in the training period
+        context.log.warning(f"no early-warning head for this version: {too_little}")
+        return None
 
 
 @dg.definitions

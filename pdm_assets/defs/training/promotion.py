@@ -1,4 +1,4 @@
-"""The `promotion` asset: the gate that alone moves the MLflow alias `champion`."""
+"""The `promotion` asset: the gate that alone moves the MLflow alias `champion`, judging both heads."""
 
 from typing import Any
 
@@ -9,8 +9,11 @@ from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.evaluation import promotion as gate
 from pdm_assets.lib.modelling.dataset import modelling_table, split_parts
+from pdm_assets.lib.modelling.early_warning import EARLY_WARNING, early_warning_table
 from pdm_assets.lib.modelling.estimators import score_failure
 from pdm_assets.lib.modelling.registered import RegisteredModel
+from pdm_assets.lib.tracking import LoadedModel
+from pdm_assets.settings import Settings
 
 GROUP = "training"
 
@@ -26,32 +29,21 @@ def promotion(
     validated_failures: pd.DataFrame,
     mlflow: MLflowResource,
 ) -> dg.MaterializeResult[gate.PromotionOutcome]:
-    """Move the `champion` alias to the new version only if it passes the gate; record why either way."""
+    """Move the `champion` alias to the new version only if both heads pass the gate; record why either way."""
     config = settings.get()
     version = model.version
-    beats = gate.beats_baselines(evaluation["event_curve"], evaluation["baselines"])
     champion = mlflow.load_alias()
     before = champion.version if champion is not None else None
-    if champion is None:
-        against = gate.no_champion()
-    elif champion.version == version:
-        against = gate.already_champion(version)
-    else:
-        validation = split_parts(modelling_table(features, labels), model.split)["validation"]
-        against = gate.incomparable_champion(
-            champion.metadata, horizon_hours=model.horizon_hours, grid_hours=model.grid_hours,
-            available_columns=list(validation.columns),
-        ) or gate.not_worse_than_champion(
-            validation, validated_failures,
-            challenger=(_scores(model.trained.pipeline, validation, model.trained.feature_columns),
-                        model.trained.threshold),
-            champion=(_scores(champion.pipeline, validation, champion.metadata["feature_columns"]),
-                      float(champion.metadata["threshold"])),
-            horizon_hours=model.horizon_hours, grid_hours=model.grid_hours,
-            cost_missed=config.cost_missed_failure, cost_false_alarm=config.cost_false_alarm,
-            seed=config.random_seed,
-        )
-    decision = gate.decide([beats, against])
+    trained = model.trained
+    criteria = [gate.beats_baselines(evaluation["event_curve"], evaluation["baselines"])]
+    criteria.append(_against_champion(
+        champion, version, lambda: split_parts(modelling_table(features, labels), model.split)["validation"],
+        validated_failures, config, challenger=(trained.pipeline, trained.feature_columns, trained.threshold),
+        champion_metadata=None if champion is None else champion.metadata, head=None,
+        horizon_hours=model.horizon_hours, grid_hours=model.grid_hours,
+    ))
+    criteria += _early_warning_criteria(model, champion, evaluation, features, validated_failures, config)
+    decision = gate.decide(criteria)
     if decision.promote:
         mlflow.set_alias(version, reason=f"promotion gate: {decision.reason}")
     gate.record_decision(mlflow.tracking_uri, mlflow.registered_model_name, version, model.record.run_id, decision)
@@ -70,6 +62,75 @@ def promotion(
             "reason": dg.MetadataValue.md(decision.reason.replace("; ", "\n\n")),
             "criteria": dg.MetadataValue.json([c.__dict__ for c in decision.criteria]),
         },
+    )
+
+
+def _early_warning_criteria(
+    model: RegisteredModel, champion: LoadedModel | None, evaluation: dict[str, Any], features: pd.DataFrame,
+    failures: pd.DataFrame, config: Settings,
+) -> list[gate.Criterion]:
+    """Both criteria for the early-warning head, or why a version without one may (not) be promoted."""
+    head = model.early_warning
+    champion_head = None if champion is None else champion.metadata.get(EARLY_WARNING)
+    if head is None:
+        return [gate.missing_head(EARLY_WARNING, champion_has_it=champion_head is not None
+                                  and champion is not None and champion.version != model.version,
+                                  why="the data could not fit one: see the model run's warning")]
+    horizon = evaluation["horizons"][str(head.horizon_hours)]
+    beats = gate.for_head(gate.beats_baselines(horizon["event_curve"], {name: horizon[name] for name in
+                                                                        ("always_none", "error_rule")}),
+                          EARLY_WARNING, head.horizon_hours)
+
+    def validation_rows() -> pd.DataFrame:
+        table = early_warning_table(features, failures, horizon_hours=head.horizon_hours,
+                                    baseline_hours=head.baseline_lookback_hours)
+        return split_parts(table, head.plan)["validation"]
+
+    if champion is not None and champion.version != model.version and champion_head is None:
+        against = gate.Criterion("not_worse_than_champion", True,
+                                 f"champion version {champion.version} has no early-warning head to compare with")
+    else:
+        trained = head.trained
+        against = _against_champion(
+            champion, model.version, validation_rows, failures, config,
+            challenger=(trained.pipeline, trained.feature_columns, trained.threshold),
+            champion_metadata=None if champion_head is None else {
+                **champion_head, "grid_hours": champion.metadata.get("grid_hours") if champion else None},
+            head=EARLY_WARNING, horizon_hours=head.horizon_hours, grid_hours=model.grid_hours,
+            must_match={"baseline_lookback_hours": head.baseline_lookback_hours},
+        )
+    return [beats, gate.for_head(against, EARLY_WARNING, head.horizon_hours)]
+
+
+def _against_champion(
+    champion: LoadedModel | None, version: str, validation_rows: Any, failures: pd.DataFrame, config: Settings, *,
+    challenger: tuple[Any, list[str], float], champion_metadata: dict[str, Any] | None, head: str | None,
+    horizon_hours: int, grid_hours: int, must_match: dict[str, Any] | None = None,
+) -> gate.Criterion:
+    """Criterion 2 for one head: no champion, the same version, incomparable, or the cost comparison."""
+    if champion is None:
+        return gate.no_champion()
+    if champion.version == version:
+        return gate.already_champion(version)
+    assert champion_metadata is not None
+    validation = validation_rows()
+    incomparable = gate.incomparable_champion(
+        champion_metadata, horizon_hours=horizon_hours, grid_hours=grid_hours,
+        available_columns=list(validation.columns), must_match=must_match,
+    )
+    if incomparable is not None:
+        return incomparable
+    pipeline = champion.pipeline if head is None else champion.head(head)
+    if pipeline is None:
+        return gate.Criterion("not_worse_than_champion", False, f"the champion's {head} pipeline cannot be loaded")
+    model, columns, threshold = challenger
+    return gate.not_worse_than_champion(
+        validation, failures,
+        challenger=(_scores(model, validation, columns), threshold),
+        champion=(_scores(pipeline, validation, champion_metadata["feature_columns"]),
+                  float(champion_metadata["threshold"])),
+        horizon_hours=horizon_hours, grid_hours=grid_hours,
+        cost_missed=config.cost_missed_failure, cost_false_alarm=config.cost_false_alarm, seed=config.random_seed,
     )
 
 
