@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from pdm_assets.lib.serving.batching import CoalescingBatcher, merged_or_each
 from pdm_assets.lib.serving.contract import (
+    EARLY_WARNING_OBJECT,
     MODEL_ROUTE,
     PREDICT_ROUTE,
     SERVICE_NAME,
@@ -131,6 +132,7 @@ class PdmService:
         self.limits = Limits.from_settings()
         self.batcher = CoalescingBatcher(self._score_requests, max_size=self.limits.max_batch, size=len)
         self.pipeline: Any = None
+        self.early_warning: Any = None  # the second head, when the model has one
         self.contract: ServingContract | None = None
         self.bento_tag = _bento_tag()
         self.model_tag = str(type(self).model_ref.tag)
@@ -145,11 +147,16 @@ class PdmService:
             contract.check_compatible()
             pipeline = bentoml.sklearn.load_model(stored)
             check_scores(pipeline, contract)
+            early_warning = stored.custom_objects.get(EARLY_WARNING_OBJECT) if contract.early_warning else None
+            if contract.early_warning is not None:
+                if early_warning is None:
+                    raise LookupError(f"the metadata describes an early-warning head but {self.model_tag} packs none")
+                check_scores(early_warning, contract.early_warning)
         except Exception as error:  # whatever a broken model raises, the service must stay up and unready
             self.not_ready_reason = f"model {self.model_tag} could not be loaded: {type(error).__name__}: {error}"
             logger.error("not ready: %s", self.not_ready_reason)
             return
-        self.pipeline, self.contract = pipeline, contract
+        self.pipeline, self.contract, self.early_warning = pipeline, contract, early_warning
         self.model_version = f"{contract.registered_name}/{contract.registered_version} ({self.bento_tag})"
         self.metrics.model_info.labels(version=contract.registered_version, bento_tag=self.bento_tag).set(1)
         self.metrics.trained.set(contract.trained_at)
@@ -193,10 +200,10 @@ class PdmService:
     def _score(self, histories: list[MachineHistory]) -> list[Prediction]:
         assert self.pipeline is not None and self.contract is not None  # predict checks before queueing
         start = time.perf_counter()
-        features = features_for_histories(histories, limits=self.limits)
+        features = features_for_histories(histories, limits=self.limits, baseline_hours=self.contract.baseline_hours)
         self.metrics.feature_seconds.observe(time.perf_counter() - start)
         self.metrics.scored_together.observe(len(histories))
-        return predictions(self.pipeline, self.contract, features, self.model_version)
+        return predictions(self.pipeline, self.contract, features, self.model_version, self.early_warning)
 
     def _use_one_thread(self) -> None:
         """One OpenMP/BLAS thread in each thread that scores: a thread team costs more than it saves on
@@ -232,6 +239,7 @@ class PdmService:
             "telemetry_lookback_hours": c.telemetry_lookback_hours,
             "error_lookback_hours": c.error_lookback_hours,
             "feature_columns": c.feature_columns,
+            "early_warning": None if c.early_warning is None else c.early_warning.model_dump(),
             "metrics": c.metrics,
             "limits": vars(self.limits),
         }

@@ -22,7 +22,13 @@ from typing import Any, Literal
 
 from sklearn.pipeline import Pipeline
 
-from pdm_assets.lib.serving.contract import MODEL_ROUTE, SERVICE_NAME, ServingContract, check_scores
+from pdm_assets.lib.serving.contract import (
+    EARLY_WARNING_OBJECT,
+    MODEL_ROUTE,
+    SERVICE_NAME,
+    ServingContract,
+    check_scores,
+)
 from pdm_assets.lib.tracking import CHAMPION_ALIAS, tracking
 
 logger = logging.getLogger(__name__)
@@ -44,6 +50,7 @@ class Champion:
 
     contract: ServingContract
     pipeline: Pipeline
+    early_warning: Pipeline | None = None  # the second head, packed beside the pipeline (EARLY_WARNING_OBJECT)
 
     @property
     def version(self) -> str:
@@ -94,6 +101,8 @@ def load_champion(tracking_uri: str, registered_name: str, alias: str = CHAMPION
         uri = f"models:/{registered_name}/{found.version}"
         info = mlflow.models.get_model_info(uri)
         pipeline = mlflow.sklearn.load_model(uri)
+        head = (info.metadata or {}).get(EARLY_WARNING_OBJECT)
+        early_warning = mlflow.sklearn.load_model(head["model_uri"]) if head else None
         run = client.get_run(str(found.run_id))
     contract = ServingContract.model_validate({
         **(info.metadata or {}),
@@ -107,9 +116,11 @@ def load_champion(tracking_uri: str, registered_name: str, alias: str = CHAMPION
     try:
         contract.check_compatible()
         check_scores(pipeline, contract)
+        if early_warning is not None and contract.early_warning is not None:
+            check_scores(early_warning, contract.early_warning)
     except ValueError as error:
         raise BentoBuildError(f"champion {uri} cannot be served by this code: {error}") from error
-    return Champion(contract, pipeline)
+    return Champion(contract, pipeline, early_warning)
 
 
 def champion_tag(tracking_uri: str, registered_name: str, alias: str = CHAMPION_ALIAS) -> str:
@@ -188,6 +199,7 @@ def import_model(champion: Champion) -> str:
     saved = bentoml.sklearn.save_model(
         tag,
         champion.pipeline,
+        custom_objects={} if champion.early_warning is None else {EARLY_WARNING_OBJECT: champion.early_warning},
         metadata=contract.model_dump(mode="json"),
         labels={"mlflow_version": contract.registered_version, "mlflow_run_id": contract.run_id,
                 "data_source": contract.data_source},

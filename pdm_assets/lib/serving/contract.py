@@ -15,12 +15,16 @@ from sklearn.pipeline import Pipeline
 from pdm_assets.lib.data.tables import COMPONENTS, ERROR_IDS, MACHINE_MODELS, SENSORS
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.modelling.features import (
+    BASELINE_GAP_HOURS,
+    BASELINE_READINGS_COLUMN,
+    EARLY_WARNING_FEATURE_COLUMNS,
     ERROR_LOOKBACK_HOURS,
     FEATURE_COLUMNS,
     MIN_READINGS_24H,
     READINGS_COLUMN,
     TELEMETRY_LOOKBACK_HOURS,
     RawArrays,
+    baseline_min_readings,
     epoch_seconds,
     feature_table,
 )
@@ -30,6 +34,8 @@ from pdm_assets.settings import get_settings
 SERVICE_NAME = "pdm_service"
 PREDICT_ROUTE = "/predict"
 MODEL_ROUTE = "/model"
+# The early-warning head's key in the model metadata and in the BentoML model's custom objects.
+EARLY_WARNING_OBJECT = "early_warning"
 
 MachineModel = Literal["model1", "model2", "model3", "model4"]
 ErrorId = Literal["error1", "error2", "error3", "error4", "error5"]
@@ -94,7 +100,8 @@ class MachineHistory(BaseModel):
     age: int = Field(ge=0, le=100, description="Machine age in years.")
     as_of: Timestamp = Field(description="Scoring time t; every record must be at or before it.")
     telemetry: list[TelemetryReading] = Field(
-        description="Hourly readings covering the 24 h before as_of (at most 2 hours missing), ascending."
+        description="Hourly readings covering the 24 h before as_of (at most 2 hours missing), ascending; the "
+        "early warning needs the model's baseline lookback (GET /model: early_warning.baseline_lookback_hours)."
     )
     errors: list[ErrorRecord] = Field(description="Errors of the last 168 h before as_of, ascending; may be [].")
     maintenance: list[MaintenanceRecord] = Field(
@@ -111,6 +118,15 @@ class ComponentProbabilities(BaseModel):
     comp4: float
 
 
+class EarlyWarning(BaseModel):
+    """The early-warning head's answer: P(failure within its longer horizon), the machine against its own baseline."""
+
+    failure_probability: float = Field(description="P(any component fails within horizon_hours).")
+    alert: bool = Field(description="failure_probability >= threshold.")
+    threshold: float
+    horizon_hours: int
+
+
 class Prediction(BaseModel):
     """The model's answer for one history."""
 
@@ -123,6 +139,23 @@ class Prediction(BaseModel):
     threshold: float
     horizon_hours: int
     model_version: str = Field(description="MLflow registered model/version and the bento tag serving it.")
+    early_warning: EarlyWarning | None = Field(
+        default=None, description="The early warning beside the answer above; null when it cannot be given."
+    )
+    early_warning_unavailable: str | None = Field(
+        default=None, description="Why early_warning is null (too little telemetry, or no early-warning head)."
+    )
+
+
+class EarlyWarningContract(BaseModel):
+    """What the early-warning head says about itself (the `early_warning` entry of the model metadata)."""
+
+    model_config = ConfigDict(extra="ignore")
+    threshold: float
+    horizon_hours: int
+    baseline_lookback_hours: int
+    min_baseline_readings: int
+    feature_columns: list[str]
 
 
 class ServingContract(BaseModel):
@@ -145,6 +178,7 @@ class ServingContract(BaseModel):
     split: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     trained_at: float = Field(description="When the MLflow run started, seconds since 1970 (UTC).")
+    early_warning: EarlyWarningContract | None = None
 
     def check_compatible(self) -> None:
         """Raise ValueError when this package's feature code cannot produce what the model expects."""
@@ -161,6 +195,26 @@ class ServingContract(BaseModel):
                 f"the model was trained with error_lookback_hours={self.error_lookback_hours}, "
                 f"this feature code uses {ERROR_LOOKBACK_HOURS}"
             )
+        if self.early_warning is not None:
+            _check_early_warning(self.early_warning)
+
+    @property
+    def baseline_hours(self) -> int | None:
+        """The telemetry lookback the early-warning features need, None without an early-warning head."""
+        return None if self.early_warning is None else self.early_warning.baseline_lookback_hours
+
+
+def _check_early_warning(head: EarlyWarningContract) -> None:
+    """Raise ValueError when this feature code cannot build the early-warning head's features as trained."""
+    unknown = [c for c in head.feature_columns if c not in EARLY_WARNING_FEATURE_COLUMNS]
+    if unknown:
+        raise ValueError(f"the early-warning head expects features this code does not build: {unknown}")
+    expected = baseline_min_readings(head.baseline_lookback_hours)
+    if head.min_baseline_readings != expected:
+        raise ValueError(
+            f"the early-warning head needs {head.min_baseline_readings} baseline readings in "
+            f"{head.baseline_lookback_hours} h, this feature code {expected}"
+        )
 
 
 class HistoryError(ValueError):
@@ -197,11 +251,13 @@ class HistoryBatch:
 
 
 def history_arrays(
-    histories: Sequence[MachineHistory], *, limits: Limits | None = None, align: bool = False
+    histories: Sequence[MachineHistory], *, limits: Limits | None = None, align: bool = False,
+    baseline_hours: int | None = None,
 ) -> HistoryBatch:
     """Validate a batch and lay it out as the arrays features are computed from, keyed by position.
 
-    Telemetry older than the 24 h window is dropped (it never enters a feature). With `align`, each
+    Telemetry older than the 24 h window (or the baseline lookback, when given) is dropped: it never enters
+    a feature. With `align`, each
     history is shifted by whole hours so every as_of falls in one hour: features depend only on time
     differences, and one small grid then serves a batch whose as_of values lie years apart.
     """
@@ -222,9 +278,10 @@ def history_arrays(
     maint.check_order(strict=False)
     maint.check_unique_codes("comp")
 
-    # Readings at or before floor(as_of) - 24 h are outside every sensor window.
+    # Readings at or before floor(as_of) - lookback are outside every sensor window.
     as_of_hour = as_of.astype("datetime64[h]")
-    recent = tele.times.astype("datetime64[h]") > as_of_hour[tele.owner] - TELEMETRY_LOOKBACK_HOURS * _HOUR
+    lookback = max(TELEMETRY_LOOKBACK_HOURS, baseline_hours or 0)
+    recent = tele.times.astype("datetime64[h]") > as_of_hour[tele.owner] - lookback * _HOUR
     shift = np.zeros(len(as_of), dtype="timedelta64[us]")
     if align:
         shift = (as_of_hour - _ALIGN_TO).astype("timedelta64[us]")
@@ -245,17 +302,19 @@ def history_arrays(
     return HistoryBatch(raw, positions, as_of - shift)
 
 
-def features_for_histories(histories: Sequence[MachineHistory], *, limits: Limits | None = None) -> pd.DataFrame:
+def features_for_histories(
+    histories: Sequence[MachineHistory], *, limits: Limits | None = None, baseline_hours: int | None = None
+) -> pd.DataFrame:
     """One feature row per history, in request order, from the same build_features as training.
 
-    The columns are those of the offline feature table, with the client's machine_id as machineID
-    and as_of as datetime. Raises HistoryError when a history has fewer than MIN_READINGS_24H
-    readings in its 24 h window, the rows training would have dropped.
+    The columns are those of the offline feature table (with the baseline features when baseline_hours
+    is given), with the client's machine_id as machineID and as_of as datetime. Raises HistoryError when a
+    history has fewer than MIN_READINGS_24H readings in its 24 h window, the rows training would have dropped.
     """
-    batch = history_arrays(histories, limits=limits, align=True)
+    batch = history_arrays(histories, limits=limits, align=True, baseline_hours=baseline_hours)
     shown = {"machineID": np.array([h.machine_id for h in histories], dtype=np.int64),
              "datetime": np.array([h.as_of for h in histories], dtype="datetime64[ns]")}
-    table = feature_table(batch.raw, batch.positions, batch.score_times, labels=shown)
+    table = feature_table(batch.raw, batch.positions, batch.score_times, labels=shown, baseline_hours=baseline_hours)
     readings = table[READINGS_COLUMN].to_numpy()
     short = np.flatnonzero(readings < MIN_READINGS_24H)
     if len(short):
@@ -272,9 +331,10 @@ def features_for_histories(histories: Sequence[MachineHistory], *, limits: Limit
 
 
 def predictions(
-    pipeline: Pipeline, contract: ServingContract, features: pd.DataFrame, model_version: str
+    pipeline: Pipeline, contract: ServingContract, features: pd.DataFrame, model_version: str,
+    early_warning: Pipeline | None = None,
 ) -> list[Prediction]:
-    """Score feature rows with the pipeline and the threshold the model carries."""
+    """Score feature rows with the pipeline and the threshold the model carries; the early warning beside."""
     # By position: selecting the columns by name copies them through pandas' indexer (0.5 ms a request).
     columns = features.take(features.columns.get_indexer(pd.Index(contract.feature_columns)), axis=1)
     components = predict_components(pipeline, columns)
@@ -292,15 +352,42 @@ def predictions(
             threshold=contract.threshold,
             horizon_hours=contract.horizon_hours,
             model_version=model_version,
+            early_warning=warning,
+            early_warning_unavailable=unavailable,
         )
-        for machine_id, as_of, p, row in zip(
-            features["machineID"], features["datetime"], probability, per_component, strict=True
+        for machine_id, as_of, p, row, (warning, unavailable) in zip(
+            features["machineID"], features["datetime"], probability, per_component,
+            early_warnings(early_warning, contract.early_warning, features), strict=True
         )
     ]
 
 
-def check_scores(pipeline: Pipeline, contract: ServingContract) -> None:
-    """Raise ValueError unless the pipeline scores one row with this code (catches model/code mismatches)."""
+def early_warnings(
+    pipeline: Pipeline | None, head: EarlyWarningContract | None, features: pd.DataFrame
+) -> list[tuple[EarlyWarning | None, str | None]]:
+    """Per feature row, the early warning, or None and why not (no head, or too little baseline telemetry)."""
+    if pipeline is None or head is None:
+        return [(None, "the served model has no early-warning head")] * len(features)
+    readings = features[BASELINE_READINGS_COLUMN].to_numpy(np.int64)
+    usable = np.flatnonzero(readings >= head.min_baseline_readings)
+    answers: list[tuple[EarlyWarning | None, str | None]] = [
+        (None, f"the early warning compares the last day with the machine's baseline, the hourly readings in "
+               f"(as_of - {head.baseline_lookback_hours} h, as_of - {BASELINE_GAP_HOURS} h]: it needs "
+               f"{head.min_baseline_readings} of them and this history has {n}; send the last "
+               f"{head.baseline_lookback_hours} hourly readings")
+        for n in readings
+    ]
+    if len(usable):
+        rows = features.iloc[usable]
+        columns = rows.take(rows.columns.get_indexer(pd.Index(head.feature_columns)), axis=1)
+        for i, p in zip(usable, failure_probability(predict_components(pipeline, columns)), strict=True):
+            answers[i] = (EarlyWarning(failure_probability=float(p), alert=bool(p >= head.threshold),
+                                       threshold=head.threshold, horizon_hours=head.horizon_hours), None)
+    return answers
+
+
+def check_scores(pipeline: Pipeline, contract: ServingContract | EarlyWarningContract) -> None:
+    """Raise ValueError unless the pipeline (either head) scores one row with this code (model/code mismatches)."""
     row = pd.DataFrame({column: [np.nan] for column in contract.feature_columns})
     if "model" in row:
         row["model"] = pd.Series([MACHINE_MODELS[0]], dtype=object)
