@@ -50,9 +50,11 @@ class Settings(BaseSettings):
     # Telemetry the early-warning features look back: the baseline is (t - this, t - 72 h], whole days.
     baseline_lookback_hours: int = Field(default=240, ge=120, multiple_of=24)
     # Rolling-origin evaluation: the first test period starts this many days into the data; each one is
-    # this many days long and scored by heads fitted on everything before it.
+    # this many days long (longer when the data would need more than max_folds) and scored by heads fitted
+    # on everything before it.
     rolling_origin_warmup_days: int = Field(default=30, ge=14)
     rolling_origin_step_days: int = Field(default=14, ge=1)
+    rolling_origin_max_folds: int = Field(default=8, ge=1)
 
     # --- model and threshold
     cost_missed_failure: float = Field(default=50.0, gt=0)

@@ -77,9 +77,8 @@ def _early_warning_criteria(
                                   and champion is not None and champion.version != model.version,
                                   why="the data could not fit one: see the model run's warning")]
     horizon = evaluation["horizons"][str(head.horizon_hours)]
-    beats = gate.for_head(gate.beats_baselines(horizon["event_curve"], {name: horizon[name] for name in
-                                                                        ("always_none", "error_rule")}),
-                          EARLY_WARNING, head.horizon_hours)
+    baselines = {name: horizon[name] for name in gate.EARLY_WARNING_BASELINES}
+    beats = gate.for_head(gate.beats_baselines(horizon["event_curve"], baselines), EARLY_WARNING, head.horizon_hours)
 
     def validation_rows() -> pd.DataFrame:
         table = early_warning_table(features, failures, horizon_hours=head.horizon_hours,

@@ -133,28 +133,37 @@ def gallery(images: Mapping[str, bytes], order: Sequence[str] = PLOT_NAMES) -> s
 
 
 def lead_time_vs_false_alarms(report: Mapping[str, Any]) -> bytes:
-    """Share of events first alerted >= 36 h ahead and event recall against false-alarm episodes as the
+    """First-alert lead (share >= 36 h ahead, median) and event recall against false-alarm episodes as the
     threshold moves (rolling origin), each model's operating point with its interval, the targets shaded."""
-    figure, axes = plt.subplots(1, 2, figsize=(10.0, 3.8), sharex=True)
-    panels = (("share_first_alerted_36h_ahead", "share of events first alerted ≥ 36 h ahead", 0.5),
-              ("event_recall", f"event recall within {report['horizon_hours']} h", 0.95))
+    figure, axes = plt.subplots(1, 3, figsize=(13.5, 3.8), sharex=True)
+    horizon = report["horizon_hours"]
+    panels = (("share_first_alerted_36h_ahead", "share of events first alerted ≥ 36 h ahead", (0.5, 1.05)),
+              ("lead_time_median_h", "median first-alert lead (h)", None),
+              ("event_recall", f"event recall within {horizon} h", (0.95, 1.05)))
     for axis, (key, label, target) in zip(axes, panels, strict=True):
         for name, curve in report["curves"].items():
-            x = np.asarray(curve["false_alarm_episodes_per_100_machine_days"], dtype=float)
-            y = np.asarray([np.nan if v is None else v for v in curve[key]], dtype=float)
-            order = np.argsort(x, kind="stable")
-            axis.plot(x[order], y[order], linewidth=1.3, label=f"{name} (threshold moves)")
+            # In threshold order: the path the operating point takes as the threshold falls.
+            order = np.argsort(np.asarray(curve["threshold"], dtype=float))[::-1]
+            x = np.asarray(curve["false_alarm_episodes_per_100_machine_days"], dtype=float)[order]
+            y = np.asarray([np.nan if v is None else v for v in curve[key]], dtype=float)[order]
+            axis.plot(x, y, linewidth=1.1, marker=".", markersize=3, label=f"{name} (threshold moves)")
         for name, figures in report["models"].items():
             x, y = figures["false_alarm_episodes_per_100_machine_days"], figures[key]
+            if x is None or y is None:
+                continue
             x_ci, y_ci = figures["ci"]["false_alarm_episodes_per_100_machine_days"], figures["ci"][key]
             axis.errorbar([x], [y], xerr=_error(x, x_ci), yerr=_error(y, y_ci), marker="o", capsize=3,
                           linestyle="none", label=f"{name} at its threshold")
-        axis.axvspan(0.0, 1.0, ymin=target / 1.05, ymax=1.0, color="tab:green", alpha=0.12, label="target")
-        axis.set(xscale="symlog", xlim=(0, None), ylim=(0, 1.05), xlabel="false-alarm episodes per 100 machine-days",
-                 ylabel=label)
-    axes[0].legend(fontsize=7, loc="lower right")
+        if target is not None:
+            axis.fill_between([0.0, 1.0], target[0], target[1], color="tab:green", alpha=0.15, label="target")
+            axis.set_ylim(0, 1.05)
+        else:
+            axis.axhline(36.0, color="grey", linestyle=":")
+            axis.set_ylim(0, horizon)
+        axis.set(xscale="symlog", xlim=(0, None), xlabel="false-alarm episodes per 100 machine-days", ylabel=label)
+    axes[1].legend(fontsize=6.5, loc="lower right")
     figure.suptitle(f"Rolling origin ({report.get('data_source', '')}): {report['models']['early_warning']['events']} "
-                    "events", fontsize=10)
+                    f"events within {horizon} h, {report['machines']} machines", fontsize=10)
     return png(figure)
 
 

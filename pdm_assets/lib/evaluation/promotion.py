@@ -8,6 +8,8 @@ heads (the 24 h answer and the early warning, judged at their own horizons on th
    the machine-bootstrap interval of (challenger cost - champion cost) reaches 0 or below. With no champion
    yet this holds trivially.
 
+The early-warning head is held to the error rule at its horizon, not to always-none: telemetry drifts without a
+failure too, so an early warning raises some false alarms by design and no threshold of it is free of them.
 A version without an early-warning head (data too short to fit one) cannot replace a champion that has one.
 """
 
@@ -26,6 +28,7 @@ from pdm_assets.lib.evaluation.metrics import scored_frame
 from pdm_assets.lib.tracking import tracking
 
 PROMOTED = "promoted"
+EARLY_WARNING_BASELINES: tuple[str, ...] = ("error_rule",)
 REJECTED = "rejected"
 
 

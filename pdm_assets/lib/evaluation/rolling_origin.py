@@ -62,6 +62,7 @@ class RollingConfig:
     baseline_hours: int
     warmup_days: int
     step_days: int
+    max_folds: int
     validation_fraction: float
     costs: TuningCosts
     resamples: int = bootstrap.DEFAULT_RESAMPLES
@@ -86,7 +87,7 @@ def rolling_origin(features: pd.DataFrame, failures: pd.DataFrame, config: Rolli
     first = features["datetime"].min().to_pydatetime()
     last = features["datetime"].max().to_pydatetime()
     common: dict[str, Any] = {"warmup": timedelta(days=config.warmup_days), "step": timedelta(days=config.step_days),
-              "validation_fraction": config.validation_fraction}
+                              "validation_fraction": config.validation_fraction, "max_folds": config.max_folds}
     day_plans = rolling_plans(first, last, horizon_hours=config.horizon_hours, **common)
     early_plans = rolling_plans(first, last, horizon_hours=config.early_horizon_hours, **common)
     if not early_plans:
@@ -132,6 +133,8 @@ def _fold(
         "validation": {EARLY: [early_plan.validation_start.isoformat(), early_plan.validation_end.isoformat()],
                        DAY_AHEAD: [day_plan.validation_start.isoformat(), day_plan.validation_end.isoformat()]},
         "threshold": {EARLY: head.trained.threshold, DAY_AHEAD: day.threshold},
+        # A validation period without a failure event leaves a threshold above every score (never alerts).
+        "validation_events": {EARLY: int(head.trained.validation["events"]), DAY_AHEAD: int(day.validation["events"])},
         "params": {EARLY: head.trained.params, DAY_AHEAD: day.params},
     }
     scores = {
@@ -194,7 +197,8 @@ def config_from(settings: Any) -> RollingConfig:
     return RollingConfig(
         horizon_hours=settings.horizon_hours, early_horizon_hours=settings.early_warning_horizon_hours,
         baseline_hours=settings.baseline_lookback_hours, warmup_days=settings.rolling_origin_warmup_days,
-        step_days=settings.rolling_origin_step_days, validation_fraction=settings.validation_fraction,
+        step_days=settings.rolling_origin_step_days, max_folds=settings.rolling_origin_max_folds,
+        validation_fraction=settings.validation_fraction,
         costs=tuning_costs(settings), threads=settings.training_threads,
     )
 

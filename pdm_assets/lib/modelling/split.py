@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -92,12 +93,14 @@ def plan_for_horizon(plan: SplitPlan, first: datetime, horizon_hours: int, valid
 
 def rolling_plans(
     first: datetime, last: datetime, *, warmup: timedelta, step: timedelta, horizon_hours: int,
-    validation_fraction: float,
+    validation_fraction: float, max_folds: int | None = None,
 ) -> list[SplitPlan]:
     """Expanding windows: test periods of `step` from first + warmup to the end, each after training and
-    validation on everything up to `horizon_hours` before it."""
+    validation on everything up to `horizon_hours` before it; the step grows to keep at most `max_folds`."""
     end = last + timedelta(seconds=1)
     origin = _ceil_hour(first + warmup)
+    if max_folds is not None and origin < end:
+        step = max(step, timedelta(hours=math.ceil((end - origin) / timedelta(hours=1) / max_folds)))
     plans = []
     while origin < end:
         closing = min(origin + step, end)

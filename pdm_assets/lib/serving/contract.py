@@ -529,10 +529,12 @@ def histories_from_tables(
     maint: pd.DataFrame,
     machines: pd.DataFrame,
     points: pd.DataFrame,
+    telemetry_hours: int = TELEMETRY_LOOKBACK_HOURS,
 ) -> list[MachineHistory]:
     """The request a client would send for each (machineID, datetime) point of the raw tables.
 
-    Telemetry of the 24 h window, errors of the 168 h lookback and every replacement up to the point.
+    Telemetry of the last `telemetry_hours` (the 24 h window, or the early warning's baseline lookback),
+    errors of the 168 h lookback and every replacement up to the point.
     """
     names = ("telemetry", "errors", "maint")
     by_machine = {
@@ -545,7 +547,7 @@ def histories_from_tables(
     out = []
     for machine, t in zip(points["machineID"].astype(int), pd.to_datetime(points["datetime"]), strict=True):
         tele, errs, reps = (by_machine[name].get(machine, empty[name]) for name in names)
-        window_start = t.floor("h") - pd.Timedelta(hours=TELEMETRY_LOOKBACK_HOURS)
+        window_start = t.floor("h") - pd.Timedelta(hours=telemetry_hours)
         tele = tele[(tele["datetime"] > window_start) & (tele["datetime"] <= t)].sort_values("datetime")
         errs = errs[(errs["datetime"] > t - pd.Timedelta(hours=ERROR_LOOKBACK_HOURS)) & (errs["datetime"] <= t)]
         errs = errs.sort_values(["datetime", "errorID"])[["datetime", "errorID"]]
