@@ -183,25 +183,46 @@ class Episodes:
     false_alarm: np.ndarray  # bool per episode
 
 
+@dataclass(frozen=True)
+class AlertTimeline:
+    """Scored rows in machine-time order with what their episodes need at any threshold (built once per curve)."""
+
+    keys: np.ndarray
+    scores: np.ndarray
+    positive: np.ndarray
+    just_failed: np.ndarray  # within the horizon from a failure of the row's machine
+    step_s: np.int64
+    horizon_s: np.int64
+
+    @classmethod
+    def of(cls, scored: pd.DataFrame, failures: pd.DataFrame, horizon_hours: int, grid_hours: int) -> AlertTimeline:
+        keys = frame_keys(scored)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        horizon_s = np.int64(horizon_hours) * 3600
+        failed = np.sort(frame_keys(failure_events(failures)))
+        last_failure = np.searchsorted(failed, keys, side="right") - 1
+        since = keys - failed[np.maximum(last_failure, 0)] if len(failed) else np.full(len(keys), -1)
+        # Keys of one machine differ by less than its stride, so `since < horizon` means the same machine.
+        just_failed = (last_failure >= 0) & (since >= 0) & (since < horizon_s)
+        return cls(keys, scored["score"].to_numpy(np.float64)[order], scored["failure"].to_numpy(bool)[order],
+                   just_failed, np.int64(grid_hours) * 3600, horizon_s)
+
+    def episodes(self, threshold: float) -> Episodes:
+        """The episodes of the rows alerting at `threshold`."""
+        alert = (self.scores >= threshold) & ~self.just_failed
+        # A row continues the run of the row before it when both alert, one grid step apart, same machine.
+        continues = np.zeros(len(self.keys), dtype=bool)
+        continues[1:] = alert[1:] & alert[:-1] & (np.diff(self.keys) == self.step_s)
+        run_start = np.maximum.accumulate(np.where(alert & ~continues, self.keys, np.iinfo(np.int64).min))
+        segment = (self.keys - run_start) // self.horizon_s
+        starts = alert & ~continues
+        starts[1:] |= alert[1:] & continues[1:] & (segment[1:] != segment[:-1])
+        return Episodes(machine=key_machines(self.keys[starts]), false_alarm=~self.positive[starts])
+
+
 def alert_episodes(
     scored: pd.DataFrame, failures: pd.DataFrame, threshold: float, horizon_hours: int, grid_hours: int
 ) -> Episodes:
     """The episodes of rows (machineID, datetime, failure, score) alerting at `threshold`."""
-    keys = frame_keys(scored)
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    horizon_s = np.int64(horizon_hours) * 3600
-    failed = np.sort(frame_keys(failure_events(failures)))
-    last_failure = np.searchsorted(failed, keys, side="right") - 1
-    since = keys - failed[np.maximum(last_failure, 0)]
-    just_failed = (last_failure >= 0) & (since < horizon_s) & (since >= 0)  # same machine: keys differ by < stride
-    alert = (scored["score"].to_numpy(np.float64)[order] >= threshold) & ~just_failed
-    positive = scored["failure"].to_numpy(bool)[order]
-    # A row continues the run of the row before it when both alert, one grid step apart, same machine.
-    continues = np.zeros(len(keys), dtype=bool)
-    continues[1:] = alert[1:] & alert[:-1] & (np.diff(keys) == np.int64(grid_hours) * 3600)
-    run_start = np.maximum.accumulate(np.where(alert & ~continues, keys, np.iinfo(np.int64).min))
-    segment = (keys - run_start) // horizon_s
-    starts = alert & ~continues
-    starts[1:] |= alert[1:] & continues[1:] & (segment[1:] != segment[:-1])
-    return Episodes(machine=key_machines(keys[starts]), false_alarm=~positive[starts])
+    return AlertTimeline.of(scored, failures, horizon_hours, grid_hours).episodes(threshold)

@@ -15,8 +15,8 @@ import pandas as pd
 
 from pdm_assets.lib.evaluation import bootstrap
 from pdm_assets.lib.evaluation.events import (
+    AlertTimeline,
     EventView,
-    alert_episodes,
     earliest_alert_lead_hours,
     event_view,
     per_100_machine_days,
@@ -47,7 +47,7 @@ def margin(scores: np.ndarray, threshold: float) -> np.ndarray:
 def warning_figures(
     scored: pd.DataFrame, failures: pd.DataFrame, threshold: float, *, horizon_hours: int, grid_hours: int,
     events_from: pd.Timestamp | None = None, draws: bootstrap.Resamples | None = None,
-    level: float = bootstrap.DEFAULT_LEVEL, view: EventView | None = None,
+    level: float = bootstrap.DEFAULT_LEVEL, view: EventView | None = None, timeline: AlertTimeline | None = None,
 ) -> dict[str, Any]:
     """The crew's figures at one threshold for rows (machineID, datetime, failure, score); CIs when drawn.
 
@@ -58,7 +58,9 @@ def warning_figures(
     scores = scored["score"].to_numpy(np.float64)
     leads = earliest_alert_lead_hours(view, scores, threshold)
     detected = np.isfinite(leads)
-    episodes = alert_episodes(scored, failures, threshold, horizon_hours, grid_hours)
+    if timeline is None:
+        timeline = AlertTimeline.of(scored, failures, horizon_hours, grid_hours)
+    episodes = timeline.episodes(threshold)
     events = len(leads)
     false_episodes = int(episodes.false_alarm.sum())
     binned = np.histogram(leads[detected], bins=np.asarray(LEAD_BIN_EDGES))[0]
@@ -129,8 +131,8 @@ def warning_curve(
     events_from: pd.Timestamp | None = None, points: int = CURVE_POINTS,
 ) -> dict[str, list[float]]:
     """The crew's figures as the threshold moves over the scores that change them (at most `points` thresholds)."""
-    scored = scored.sort_values(["machineID", "datetime"], kind="stable").reset_index(drop=True)  # sorted once
     view = event_view(scored, _counted(failures, events_from), horizon_hours, grid_hours)
+    timeline = AlertTimeline.of(scored, failures, horizon_hours, grid_hours)
     scores = scored["score"].to_numpy(np.float64)
     in_windows = scores[view.window_rows]
     candidates = np.unique(in_windows[np.isfinite(in_windows)])
@@ -141,7 +143,7 @@ def warning_curve(
     curve: dict[str, list[float]] = {key: [] for key in keys}
     for threshold in candidates:
         figures = warning_figures(scored, failures, float(threshold), horizon_hours=horizon_hours,
-                                  grid_hours=grid_hours, view=view)
+                                  grid_hours=grid_hours, view=view, timeline=timeline)
         for key in keys:
             curve[key].append(_finite_or_none(figures[key]))
     return curve
