@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     rolling_origin_warmup_days: int = Field(default=30, ge=14)
     rolling_origin_step_days: int = Field(default=14, ge=1)
     rolling_origin_max_folds: int = Field(default=8, ge=1)
+    # Larger fleets are evaluated on a seeded sample of this many machines (the folds refit both heads).
+    rolling_origin_max_machines: int = Field(default=100, ge=1)
 
     # --- model and threshold
     cost_missed_failure: float = Field(default=50.0, gt=0)
@@ -105,6 +107,11 @@ class Settings(BaseSettings):
     def _split_dates_are_ordered(self) -> Settings:
         if self.test_start <= self.train_end:
             raise ValueError(f"PDM_TEST_START={self.test_start} must come after PDM_TRAIN_END={self.train_end}")
+        if self.max_telemetry_rows < self.baseline_lookback_hours:
+            raise ValueError(
+                f"PDM_MAX_TELEMETRY_ROWS={self.max_telemetry_rows} is below PDM_BASELINE_LOOKBACK_HOURS="
+                f"{self.baseline_lookback_hours}: a client could never send the early warning's telemetry; raise it"
+            )
         if self.early_warning_horizon_hours <= self.horizon_hours:
             raise ValueError(
                 f"PDM_EARLY_WARNING_HORIZON_HOURS={self.early_warning_horizon_hours} must be longer than "

@@ -18,7 +18,7 @@ from pdm_assets.lib.modelling.estimators import score_failure
 from pdm_assets.lib.modelling.registered import RegisteredModel
 from pdm_assets.settings import get_settings
 
-GROUPS = ("ingest", "features", "training")
+GROUPS = ("ingest", "features", "training", "backtest")
 
 
 def load_definitions() -> dg.Definitions:

@@ -57,7 +57,7 @@ def fleet_report() -> tuple[dict, pd.DataFrame]:
     raw = load_synthetic(20, 80, 5, datetime(2015, 1, 1, 6))
     features = build_features(raw.telemetry, raw.errors, raw.maint, raw.machines, grid_hours=3, baseline_hours=240)
     config = RollingConfig(horizon_hours=24, early_horizon_hours=48, baseline_hours=240, warmup_days=35,
-                           step_days=15, max_folds=8, validation_fraction=0.3, resamples=50,
+                           step_days=15, max_folds=8, max_machines=100, validation_fraction=0.3, resamples=50,
                            costs=TuningCosts(grid_hours=3, cost_missed=50.0, cost_false_alarm=1.0,
                                              negative_fraction=0.25, seed=0))
     return rolling_origin(features, raw.failures, config), raw.failures

@@ -13,7 +13,8 @@ from pdm_assets.lib.evaluation import plots
 from pdm_assets.lib.evaluation.rolling_origin import config_from, rolling_origin, rolling_table, write_report
 from pdm_assets.lib.modelling.registered import RegisteredModel
 
-GROUP = "training"
+# Not on the path to promotion and serving: a backtest of the training recipe, with its own group.
+GROUP = "backtest"
 # Refitting every fold is the costly part: it follows new model versions, not every refresh of the features.
 AFTER_NEW_VERSIONS = SAFE_EAGER.ignore(dg.AssetSelection.assets("features", "validated_failures"))
 

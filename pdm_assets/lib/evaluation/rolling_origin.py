@@ -63,6 +63,7 @@ class RollingConfig:
     warmup_days: int
     step_days: int
     max_folds: int
+    max_machines: int
     validation_fraction: float
     costs: TuningCosts
     resamples: int = bootstrap.DEFAULT_RESAMPLES
@@ -81,6 +82,7 @@ class _Fold:
 
 def rolling_origin(features: pd.DataFrame, failures: pd.DataFrame, config: RollingConfig) -> dict[str, Any]:
     """The rolling-origin report: folds, figures with CIs at both horizons, the curve and the targets."""
+    features = _machine_sample(features, config.max_machines, config.costs.seed)
     early_table = early_warning_table(features, failures, horizon_hours=config.early_horizon_hours,
                                       baseline_hours=config.baseline_hours)
     day_table = modelling_table(features, build_labels(features, failures, config.horizon_hours))
@@ -106,6 +108,16 @@ def rolling_origin(features: pd.DataFrame, failures: pd.DataFrame, config: Rolli
     with ThreadPoolExecutor(max_workers=config.workers) as pool:
         folds = list(pool.map(fold, range(1, len(early_plans) + 1), day_plans, early_plans))
     return _report(folds, failures, config)
+
+
+def _machine_sample(features: pd.DataFrame, most: int, seed: int) -> pd.DataFrame:
+    """The rows of at most `most` machines, a seeded sample when the fleet is larger."""
+    machines = np.unique(features["machineID"].to_numpy())
+    if len(machines) <= most:
+        return features
+    kept = np.random.default_rng(seed).choice(machines, size=most, replace=False)
+    logger.info("rolling origin: %d of %d machines (PDM_ROLLING_ORIGIN_MAX_MACHINES)", most, len(machines))
+    return features[features["machineID"].isin(kept)].reset_index(drop=True)
 
 
 def _fold(
@@ -198,6 +210,7 @@ def config_from(settings: Any) -> RollingConfig:
         horizon_hours=settings.horizon_hours, early_horizon_hours=settings.early_warning_horizon_hours,
         baseline_hours=settings.baseline_lookback_hours, warmup_days=settings.rolling_origin_warmup_days,
         step_days=settings.rolling_origin_step_days, max_folds=settings.rolling_origin_max_folds,
+        max_machines=settings.rolling_origin_max_machines,
         validation_fraction=settings.validation_fraction,
         costs=tuning_costs(settings), threads=settings.training_threads,
     )
