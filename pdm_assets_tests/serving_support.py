@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import requests
 
-from pdm_assets.lib.serving.contract import MachineHistory
+from pdm_assets.lib.serving.schema import MachineHistory
 from pdm_assets_tests.benchmarks.pipeline import project_env as bench_project_env
 from pdm_assets_tests.benchmarks.serving import free_port
 from pdm_assets_tests.benchmarks.serving import stop_process_group as stop
@@ -152,7 +152,7 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
 
 def histories_at(project: TrainedProject, points: pd.DataFrame) -> list[MachineHistory]:
     """The requests a client would send for these (machineID, datetime) points."""
-    from pdm_assets.lib.serving.contract import histories_from_tables
+    from pdm_assets.lib.serving.requests_from_tables import histories_from_tables
 
     t = project.tables
     return histories_from_tables(t["telemetry"], t["errors"], t["maint"], t["machines"], points)

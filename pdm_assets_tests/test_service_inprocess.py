@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.serving.bento import bentoml_home
-from pdm_assets.lib.serving.contract import MachineHistory
+from pdm_assets.lib.serving.schema import MachineHistory
 
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
 

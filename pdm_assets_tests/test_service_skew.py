@@ -11,7 +11,8 @@ from serving_support import TrainedProject, histories_at, make_service, trained_
 
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, READINGS_COLUMN
-from pdm_assets.lib.serving.contract import Limits, features_for_histories
+from pdm_assets.lib.serving.history_arrays import features_for_histories
+from pdm_assets.lib.serving.schema import Limits
 
 POINTS = 200
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
