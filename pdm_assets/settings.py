@@ -13,11 +13,12 @@ DataSourceName = Literal["auto", "local", "download", "synthetic"]
 
 AZURE_BLOB_BASE_URL = "https://azuremlsampleexperiments.blob.core.windows.net/datasets"
 KAGGLE_DATASET = "arnabbiswas1/microsoft-azure-predictive-maintenance"
-# JSON sizes of request records with full-precision floats, rounded up; a history of 24 hourly readings and
-# a week of errors and the last replacements is under 8 KiB, so the default byte limit gives each history 16 KiB.
+# JSON sizes of request records with full-precision floats, rounded up. A history of the 24 hourly readings
+# the features use, a week of errors and ten replacements is about 4.7 KB, so the default byte limit gives each
+# history 8 KiB: room for twice the readings, and 8.2 MB for a full batch of 1000.
 READING_JSON_BYTES = 160
 EVENT_JSON_BYTES = 64
-REQUEST_BYTES_PER_HISTORY = 16 * 1024
+REQUEST_BYTES_PER_HISTORY = 8 * 1024
 
 
 class Settings(BaseSettings):
@@ -78,7 +79,7 @@ class Settings(BaseSettings):
     # Request threads per service worker; requests that overlap are scored together (lib/batching.py).
     serving_threads: int = Field(default=16, ge=1, le=256)
     # Bodies above this are refused (413) before they are read; unset, it follows the count limits
-    # (request_byte_limit). Parsing JSON into models takes about 12 times the body's size in memory.
+    # (request_byte_limit). Parsing JSON into the request models takes about 9 times the body's size in memory.
     max_request_bytes: int | None = Field(default=None, ge=4096)
     # Comma-separated keys clients send as `Authorization: Bearer <key>`; empty = no authentication.
     api_keys: SecretStr = SecretStr("")
@@ -112,8 +113,8 @@ class Settings(BaseSettings):
 
     def request_byte_limit(self) -> int:
         """PDM_MAX_REQUEST_BYTES, or by default what a full batch needs: PDM_MAX_BATCH histories of
-        REQUEST_BYTES_PER_HISTORY (twice a history of 24 h of readings and a week of events), never more than
-        the count limits allow."""
+        REQUEST_BYTES_PER_HISTORY (a history of 24 h of readings and a week of events, with room to spare),
+        never more than the count limits allow."""
         if self.max_request_bytes is not None:
             return self.max_request_bytes
         within_counts = self.max_telemetry_rows * READING_JSON_BYTES + 2 * self.max_event_rows * EVENT_JSON_BYTES

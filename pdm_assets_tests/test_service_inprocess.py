@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.serving.bento import bentoml_home
+from pdm_assets.lib.serving.model_file import MODEL_FILE, SHA256_KEY, save_model
 from pdm_assets.lib.serving.schema import MachineHistory
 
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
@@ -65,7 +66,7 @@ def test_the_model_card_comes_from_the_registry(project: TrainedProject, service
     card = service.model_card()
     model = project.model
     assert card["registered_version"] == model["record"]["version"]
-    assert card["mlflow_run_id"] == model["record"]["run_id"]
+    assert card["run_id"] == model["record"]["run_id"]
     assert card["data_source"] == "synthetic"
     assert (card["training_start"], card["training_end"]) == (model["training_start"], model["training_end"])
     assert card["feature_columns"] == model["feature_columns"]
@@ -121,7 +122,7 @@ def test_a_corrupt_model_file_keeps_the_service_unready_with_the_reason_logged(
 ) -> None:
     home = copy_home(project.bentoml_home, tmp_path / "bentoml_home")
     name, version = project.bento["model_tag"].split(":")
-    (home / "models" / name / version / "saved_model.pkl").write_bytes(b"not a pickle")
+    (home / "models" / name / version / MODEL_FILE).write_bytes(b"not a pickle")
     with caplog.at_level(logging.ERROR, logger="bentoml.service.pdm"):
         instance, _ = make_service(project, project.bento["model_tag"], home)
     assert instance.__is_ready__() is False
@@ -159,14 +160,30 @@ def test_a_model_that_loads_but_cannot_score_keeps_the_service_unready(
     import bentoml
 
     home = copy_home(project.bentoml_home, tmp_path / "bentoml_home")
-    stored = None
     with bentoml_home(home):
         original = bentoml.models.get(project.bento["model_tag"])
-        stored = bentoml.sklearn.save_model("pdm_failure_classifier:v0-stale", CannotScore(),
-                                            metadata=original.info.metadata)
-    instance, _ = make_service(project, str(stored.tag), home)
+        stale = save_model("pdm_failure_classifier:v0-stale", CannotScore(), labels={},
+                           metadata={k: v for k, v in original.info.metadata.items() if k != SHA256_KEY})
+    instance, _ = make_service(project, stale, home)
     assert instance.__is_ready__() is False
     assert instance.not_ready_reason.endswith(
         "could not be loaded: ValueError: the model cannot score with this code: "
         "AttributeError: 'FailureThenComponent' object has no attribute 'negative_fraction'"
     )
+
+
+def test_a_model_file_with_one_byte_changed_is_not_unpickled(
+    project: TrainedProject, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    home = copy_home(project.bentoml_home, tmp_path / "bentoml_home")
+    name, version = project.bento["model_tag"].split(":")
+    model_file = home / "models" / name / version / MODEL_FILE
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit of one byte
+    model_file.write_bytes(bytes(data))
+    with caplog.at_level(logging.ERROR, logger="bentoml.service.pdm"):
+        instance, _ = make_service(project, project.bento["model_tag"], home)
+    assert instance.__is_ready__() is False
+    assert f"could not be loaded: IntegrityError: {model_file} has sha256 " in instance.not_ready_reason
+    assert "refusing to unpickle it" in instance.not_ready_reason
+    assert any("not ready: model" in r.getMessage() and "sha256" in r.getMessage() for r in caplog.records)

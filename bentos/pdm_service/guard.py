@@ -182,7 +182,7 @@ def uniform(status: int, body: bytes) -> tuple[int, dict[str, Any]]:
     if isinstance(payload, list) and len(payload) == 1 and isinstance(payload[0], dict):
         payload = payload[0]
     if isinstance(payload, dict) and isinstance(payload.get("detail"), list) and payload["detail"]:
-        errors = payload["detail"]
+        errors = [{k: v for k, v in e.items() if k != "url"} for e in payload["detail"] if isinstance(e, dict)]
         status, reason = SCHEMA_ERRORS.get(str(errors[0].get("type")), (400, "invalid_request"))
         if reason == "too_many_rows" and list(errors[0].get("loc", ())) == ["histories"]:
             reason = "batch_size"

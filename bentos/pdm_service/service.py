@@ -46,11 +46,11 @@ SERVICE_PORT = 3100  # Dagster's UI keeps its own 3000, MLflow 5000 (docs/operat
 # installs from wheels, so no apt layer is needed: a distro name BentoML does not know ("slim") keeps it from
 # adding its default one (compilers, git: about 250 MB) to the python:3.11-slim base.
 IMAGE = bentoml.images.Image(base_image="python:3.11-slim", distro="slim", python_version="3.11")
-# Requests in flight per service (BentoML splits it over the workers), each holding its parsed body: a full
-# PDM_MAX_REQUEST_BYTES body takes about 12 times its size to parse, so 8 of them (4 per worker of the pod's
-# two) stay within the 2 GiB pod next to the model. More would wait, not run: the 2 cores are busy by then.
-# Over the limit BentoML answers 429 at once. Worked out in docs/operations.md.
-MAX_CONCURRENCY = 8
+# Requests in flight per service (BentoML splits it over the workers), each holding its parsed body. A full
+# PDM_MAX_REQUEST_BYTES body (8.2 MB) takes about 9 times its size once parsed, so 8 per worker of the pod's
+# two stay under 1 GiB each with the model: the 2 GiB pod holds even a burst of full batches. More would only
+# queue for the 2 cores. Over the limit BentoML answers 429 at once. Worked out in docs/operations.md.
+MAX_CONCURRENCY = 16
 DRAIN = Drain()  # one per worker process
 
 
