@@ -6,6 +6,7 @@ its result, so every test module's session fixture reuses the same training run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -61,18 +62,54 @@ class TrainedProject:
             yield patch
 
 
-def make_service(project: TrainedProject, model_tag: str, home: Path) -> tuple[Any, ModuleType]:
-    """A service instance whose model reference is `model_tag` in the store at `home`."""
+def make_service(project: TrainedProject, model_tag: str) -> tuple[Any, ModuleType]:
+    """A service instance whose model reference is `model_tag` in the project's BentoML store.
+
+    BentoML resolves its store from BENTOML_HOME once per process, so every in-process service of a test
+    session reads the session project's store; a test that needs another model adds it there (variant_model).
+    """
     import bentoml
 
-    from pdm_assets.lib.serving.bento import bentoml_home
-
     sys.modules.pop(SERVICE_MODULE, None)
-    with project.settings_env() as patch, bentoml_home(home):
+    with project.settings_env() as patch:
+        patch.setenv("BENTOML_HOME", str(project.bentoml_home))
+        require_project_store(project)
         import bentos.pdm_service.service as module
 
         patch.setattr(module.PdmService.inner, "model_ref", bentoml.models.BentoModel(model_tag))
         return module.PdmService(), module
+
+
+def require_project_store(project: TrainedProject) -> None:
+    """Fail clearly if this process's BentoML store was resolved to another folder before."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        bentoml.models.get(project.bento["model_tag"])
+    except NotFound:
+        pytest.fail(f"this process's BentoML store is not {project.bentoml_home}: something used BentoML's "
+                    "store before the serving tests set BENTOML_HOME")
+
+
+def variant_model(project: TrainedProject, version: str, model: Any | None = None) -> tuple[str, Path]:
+    """A copy of the session's packed model (or of `model` with its metadata) as another version in the
+    project's store: its tag and its model file, for tests to break."""
+    import bentoml
+
+    from pdm_assets.lib.serving.model_file import MODEL_FILE, SHA256_KEY, load_model, save_model
+
+    with project.settings_env() as patch:
+        patch.setenv("BENTOML_HOME", str(project.bentoml_home))
+        require_project_store(project)
+        original = bentoml.models.get(project.bento["model_tag"])
+        name = project.bento["model_tag"].split(":")[0]
+        with contextlib.suppress(bentoml.exceptions.NotFound):
+            bentoml.models.delete(f"{name}:{version}")
+        metadata = {k: v for k, v in original.info.metadata.items() if k != SHA256_KEY}
+        tag = save_model(f"{name}:{version}", load_model(original) if model is None else model,
+                         metadata=metadata, labels={})
+        return tag, Path(bentoml.models.get(tag).path_of(MODEL_FILE))
 
 
 _CACHE: dict[str, TrainedProject] = {}

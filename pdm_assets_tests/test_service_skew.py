@@ -31,7 +31,7 @@ def points(project: TrainedProject) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def service(project: TrainedProject) -> Any:
-    instance, _ = make_service(project, project.bento["model_tag"], project.bentoml_home)
+    instance, _ = make_service(project, project.bento["model_tag"])
     return instance
 
 
