@@ -158,8 +158,9 @@ def materialize(selection: dg.AssetSelection,
     from pdm_assets.defs.resources import build_resources
     from pdm_assets.settings import get_settings
 
+    definitions = defs() if callable(defs) else defs  # `@dg.definitions` makes a loader
     return dg.materialize(
-        list(defs.assets or []),
+        list(definitions.assets or []),
         selection=selection,
         resources=build_resources(get_settings()),
         instance=instance or dg.DagsterInstance.ephemeral(),
@@ -181,8 +182,11 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
         for name in ("telemetry", "errors", "maint", "machines", "failures")
     }
     project.features = result.output_for_node("features")
-    project.model = result.output_for_node("model")
-    project.bento = result.output_for_node("bento")
+    registered = result.output_for_node("model")  # a RegisteredModel
+    project.model = {**registered.contract, "pipeline": registered.trained.pipeline,
+                     "record": vars(registered.record)}
+    bento = result.output_for_node("bento")  # a BuiltBento
+    project.bento = {"tag": bento.tag, "model_tag": bento.model_tag, "path": bento.path}
     _CACHE["project"] = project
     return project
 

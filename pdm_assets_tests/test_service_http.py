@@ -245,8 +245,7 @@ def test_overlapping_requests_each_get_their_own_answers_or_their_own_rejection(
     late = {**good, "as_of": "2000-01-01T00:00:00"}  # every record is after as_of: a 422 for this request only
     with server.client() as c:
         alone = [post(c, body).json() for body in bodies]
-    # 12 at once: within the 16 in flight the service admits (traffic.max_concurrency) with one worker
-    requests: list[Any] = [*bodies, {"histories": [late]}] * 2
+    requests: list[Any] = [*bodies, {"histories": [late]}] * 4
     with ThreadPoolExecutor(len(requests)) as pool, httpx.Client(base_url=server.url, timeout=60) as c:
         responses = list(pool.map(lambda body: post(c, body), requests))
     for body, response in zip(requests, responses, strict=True):

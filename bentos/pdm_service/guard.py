@@ -1,8 +1,9 @@
 """What happens to a request before BentoML parses it, and to a /predict 4xx after: one ASGI middleware.
 
 Before: API keys (401), /metrics kept off the public port when it has its own (404), form bodies refused
-(415: BentoML would fail on a malformed one with a 500), and the body size bounded (413) by Content-Length,
-or while a chunked body streams in, so that a huge request is never read whole. After: every /predict 4xx is
+(415: BentoML would fail on a malformed one with a 500), the body size bounded (413) by Content-Length,
+or while a chunked body streams in, so that a huge request is never read whole, and the bytes of the requests
+a worker holds at once bounded (429), since each is held parsed, about 9 times its size. After: every /predict 4xx is
 one JSON object {"error": sentence, "reason": code, ...}; schema errors name the field and are counted by
 reason. While the worker drains, every answer says `Connection: close`, so that clients reconnect elsewhere.
 """
@@ -46,11 +47,13 @@ COUNTED_BY_THE_API = frozenset({HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.
 
 class RequestGuard:
     def __init__(self, app: Any, *, predict_path: str, api_keys: list[str], max_request_bytes: int,
-                 metrics_elsewhere: bool, draining: Callable[[], bool]) -> None:
+                 in_flight_bytes: int, metrics_elsewhere: bool, draining: Callable[[], bool]) -> None:
         self.app = app
         self.predict_path = predict_path
         self.api_keys = [key.encode() for key in api_keys]
         self.max_request_bytes = max_request_bytes
+        self.in_flight_budget = in_flight_bytes
+        self.in_flight = 0  # body bytes of the /predict requests this worker holds (one event loop: no lock)
         self.metrics_elsewhere = metrics_elsewhere
         self.draining = draining
 
@@ -79,16 +82,25 @@ class RequestGuard:
                          "send application/json")
             return
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_request_bytes:
-            await self._too_large(send, f"{int(declared)} bytes")
+        size = int(declared) if declared is not None and declared.isdigit() else 0
+        if size > self.max_request_bytes:
+            await self._too_large(send, f"{size} bytes")
             return
         if declared is None:  # chunked: read it here, up to the limit, and hand it on whole
             body = await read_at_most(receive, self.max_request_bytes)
             if body is None:
                 await self._too_large(send, "a chunked body")
                 return
-            receive = replay(body, receive)
-        await self.app(scope, receive, uniform_rejections(send))
+            receive, size = replay(body, receive), len(body)
+        if self.in_flight and self.in_flight + size > self.in_flight_budget:
+            await reject(send, 429, "busy", f"this worker holds {self.in_flight} bytes of requests; retry shortly",
+                         {"retry-after": "1"})
+            return
+        self.in_flight += size
+        try:
+            await self.app(scope, receive, uniform_rejections(send))
+        finally:
+            self.in_flight -= size
 
     async def _too_large(self, send: Send, what: str) -> None:
         await reject(send, 413, "request_too_large",

@@ -46,11 +46,15 @@ SERVICE_PORT = 3100  # Dagster's UI keeps its own 3000, MLflow 5000 (docs/operat
 # installs from wheels, so no apt layer is needed: a distro name BentoML does not know ("slim") keeps it from
 # adding its default one (compilers, git: about 250 MB) to the python:3.11-slim base.
 IMAGE = bentoml.images.Image(base_image="python:3.11-slim", distro="slim", python_version="3.11")
-# Requests in flight per service (BentoML splits it over the workers), each holding its parsed body. A full
-# PDM_MAX_REQUEST_BYTES body (8.2 MB) takes about 9 times its size once parsed, so 8 per worker of the pod's
-# two stay under 1 GiB each with the model: the 2 GiB pod holds even a burst of full batches. More would only
-# queue for the 2 cores. Over the limit BentoML answers 429 at once. Worked out in docs/operations.md.
-MAX_CONCURRENCY = 16
+# Memory: each request a worker holds is held parsed, about 9 times its body. The worker admits at most the
+# bodies of IN_FLIGHT_REQUESTS_OF_MAX_SIZE full PDM_MAX_REQUEST_BYTES requests at once (~300 MB parsed at the
+# default 8.2 MB) and answers 429 past that, so two workers and their models fit the 2 GiB pod whatever clients
+# send; a request is always admitted when the worker holds none. Requests: traffic.max_concurrency, which
+# BentoML splits over the workers, bounds the queue: 32 per worker of the pod's two, 2 per scoring thread,
+# about 0.5 s of work at one 24 h history each; past it BentoML answers 429 at once rather than let a request
+# wait towards the 60 s timeout. Worked out in docs/operations.md.
+IN_FLIGHT_REQUESTS_OF_MAX_SIZE = 4
+MAX_CONCURRENCY = 64
 DRAIN = Drain()  # one per worker process
 
 
@@ -195,6 +199,8 @@ def _bento_tag() -> str:
 
 PdmService.add_asgi_middleware(  # type: ignore[attr-defined]  # a bentoml Service at run time
     RequestGuard, predict_path=PREDICT_ROUTE, api_keys=SETTINGS.api_key_list(),
-    max_request_bytes=SETTINGS.request_byte_limit(), metrics_elsewhere=SETTINGS.metrics_port is not None,
+    max_request_bytes=SETTINGS.request_byte_limit(),
+    in_flight_bytes=IN_FLIGHT_REQUESTS_OF_MAX_SIZE * SETTINGS.request_byte_limit(),
+    metrics_elsewhere=SETTINGS.metrics_port is not None,
     draining=lambda: DRAIN.draining,
 )
