@@ -187,7 +187,8 @@ def test_probe_and_scrape_paths_of_the_manifests_answer(service: Server) -> None
         assert status(f"{service.url}{path}") == 200, path
     # the scrape path answers on the metrics port, and not on the public one
     assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
-    assert status(service.metrics_url) == 200
+    # worker 1 opens the metrics port once its model is loaded; /readyz may have come from worker 2
+    wait_for("the metrics port", lambda: status(service.metrics_url) == 200, 60)
     assert status(f"{service.url}/metrics") == 404
 
 
