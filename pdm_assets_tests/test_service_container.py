@@ -67,7 +67,7 @@ def bento_image(project: TrainedProject, tmp_path_factory: pytest.TempPathFactor
     assert result.success
     check = result.get_asset_check_evaluations()[0]
     assert (check.check_name, check.passed) == ("image_built", True)
-    value: dict[str, Any] = result.output_for_node("bento_container")
+    value: dict[str, Any] = vars(result.output_for_node("bento_container"))  # a ContainerResult
     return value
 
 
