@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
+from pdm_assets.lib.integrity import sha256_hex, verified_bytes
+
 CHAMPION_ALIAS = "champion"
+# Model version tag: sha256 of the logged pickle, checked before any load unpickles it.
+ARTIFACT_SHA256_TAG = "model_pickle_sha256"
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,9 @@ def log_and_register(
 ) -> ModelRecord:
     """Log the pipeline (signature, input example, metadata) in a new run and register a version.
 
-    Each of `heads` (name: pipeline and input example) is logged in the same run, unregistered, and its
-    model URI added to the version's metadata under its name: the registered version carries them all.
+    Each of `heads` (name: pipeline and input example) is logged in the same run, unregistered; its model URI
+    goes into the version's metadata under its name and its pickle's sha256 into the version tag
+    `<name>_pickle_sha256`: the registered version carries them all.
     """
     with tracking(tracking_uri) as client:
         experiment_id = ensure_experiment(client, experiment, artifact_location)
@@ -80,12 +86,18 @@ def log_and_register(
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             mlflow.set_tags(dict(tags))
             metadata = dict(model_metadata)
+            head_digests = {}
             for name, (head, example) in (heads or {}).items():
                 logged = _log_pipeline(head, name, example, metadata.get(name, {}))
                 metadata[name] = {**metadata.get(name, {}), "model_uri": logged.model_uri}
+                head_digests[head_sha256_tag(name)] = _logged_pickle_sha256(logged.model_uri)
             info = _log_pipeline(pipeline, "model", input_example, metadata, registered_name)
             version = str(info.registered_model_version)
             client.set_model_version_tag(registered_name, version, "data_source", tags.get("data_source", "unknown"))
+            client.set_model_version_tag(registered_name, version, ARTIFACT_SHA256_TAG,
+                                         _logged_pickle_sha256(info.model_uri))
+            for tag, digest in head_digests.items():
+                client.set_model_version_tag(registered_name, version, tag, digest)
             return ModelRecord(run.info.run_id, info.model_uri, registered_name, version)
 
 
@@ -106,6 +118,42 @@ def _log_pipeline(
         # Stated, not inferred: inference spawns a subprocess that costs ~10 s per registration.
         pip_requirements=model_requirements(),
     )
+
+
+def head_sha256_tag(name: str) -> str:
+    """The model version tag holding the sha256 of the head `name`'s pickle."""
+    return f"{name}_pickle_sha256"
+
+
+def _pickle_file(model_dir: Path) -> Path:
+    """The pickle of an MLflow sklearn model directory, as its MLmodel file names it."""
+    flavor = mlflow.models.Model.load(str(model_dir)).flavors["sklearn"]
+    return model_dir / str(flavor["pickled_model"])
+
+
+def _logged_pickle_sha256(model_uri: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        return sha256_hex(_pickle_file(local).read_bytes())
+
+
+def load_verified_pipeline(
+    client: MlflowClient, registered_name: str, version: str, head: tuple[str, str] | None = None
+) -> Pipeline:
+    """The pipeline of a registered version (or of its head (name, model URI)), unpickled only if its file
+    matches the version's sha256 tag.
+
+    Call inside `tracking(...)`. Raises pdm_assets.lib.integrity.IntegrityError when the tag is missing or
+    the artifact changed since it was registered."""
+    tag = ARTIFACT_SHA256_TAG if head is None else head_sha256_tag(head[0])
+    expected = client.get_model_version(registered_name, version).tags.get(tag)
+    uri = f"models:/{registered_name}/{version}" if head is None else head[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        verified_bytes(_pickle_file(local), expected, f"{uri} (tag {tag})")
+        # The private copy just checked is what MLflow loads; nothing else writes to it.
+        pipeline: Pipeline = mlflow.sklearn.load_model(str(local))
+    return pipeline
 
 
 MODEL_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
@@ -179,15 +227,15 @@ class LoadedModel:
     version: str
     metadata: dict[str, Any]
     tracking_uri: str = ""
+    registered_name: str = ""
 
     def head(self, name: str) -> Pipeline | None:
-        """The pipeline of a head logged with this version (log_and_register's `heads`), None if it has none."""
+        """The verified pipeline of a head logged with this version (log_and_register's `heads`), None if none."""
         found = self.metadata.get(name)
         if not isinstance(found, Mapping) or "model_uri" not in found:
             return None
-        with tracking(self.tracking_uri):
-            head: Pipeline = mlflow.sklearn.load_model(str(found["model_uri"]))
-        return head
+        with tracking(self.tracking_uri) as client:
+            return load_verified_pipeline(client, self.registered_name, self.version, (name, str(found["model_uri"])))
 
 
 def load_alias(tracking_uri: str, registered_name: str, alias: str = CHAMPION_ALIAS) -> LoadedModel | None:
@@ -196,7 +244,7 @@ def load_alias(tracking_uri: str, registered_name: str, alias: str = CHAMPION_AL
     if version is None:
         return None
     uri = f"models:/{registered_name}/{version}"
-    with tracking(tracking_uri):
-        pipeline = mlflow.sklearn.load_model(uri)
+    with tracking(tracking_uri) as client:
+        pipeline = load_verified_pipeline(client, registered_name, version)
         metadata = mlflow.models.get_model_info(uri).metadata or {}
-    return LoadedModel(pipeline, version, dict(metadata), tracking_uri)
+    return LoadedModel(pipeline, version, dict(metadata), tracking_uri, registered_name)

@@ -33,14 +33,10 @@ from pdm_assets.lib.modelling.features import (
 from pdm_assets.lib.modelling.labels import build_labels
 from pdm_assets.lib.modelling.registered import model_contract
 from pdm_assets.lib.modelling.train import TrainedModel, fit_and_tune
-from pdm_assets.lib.serving.contract import (
-    Limits,
-    ServingContract,
-    check_scores,
-    features_for_histories,
-    histories_from_tables,
-    predictions,
-)
+from pdm_assets.lib.serving.contract import ServingContract, check_scores, predictions
+from pdm_assets.lib.serving.history_arrays import features_for_histories
+from pdm_assets.lib.serving.requests_from_tables import histories_from_tables
+from pdm_assets.lib.serving.schema import Limits
 
 LOOKBACK = 240
 COSTS = TuningCosts(grid_hours=3, cost_missed=50.0, cost_false_alarm=1.0, negative_fraction=0.25, seed=0)

@@ -29,7 +29,8 @@ from pdm_assets.lib.serving.contract import (
     ServingContract,
     check_scores,
 )
-from pdm_assets.lib.tracking import CHAMPION_ALIAS, tracking
+from pdm_assets.lib.serving.model_file import save_model
+from pdm_assets.lib.tracking import CHAMPION_ALIAS, load_verified_pipeline, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +101,10 @@ def load_champion(tracking_uri: str, registered_name: str, alias: str = CHAMPION
         found = _alias_holder(client, tracking_uri, registered_name, alias, ": materialize the `model` asset first")
         uri = f"models:/{registered_name}/{found.version}"
         info = mlflow.models.get_model_info(uri)
-        pipeline = mlflow.sklearn.load_model(uri)
+        pipeline = load_verified_pipeline(client, registered_name, str(found.version))
         head = (info.metadata or {}).get(EARLY_WARNING_OBJECT)
-        early_warning = mlflow.sklearn.load_model(head["model_uri"]) if head else None
+        early_warning = None if not head else load_verified_pipeline(
+            client, registered_name, str(found.version), (EARLY_WARNING_OBJECT, str(head["model_uri"])))
         run = client.get_run(str(found.run_id))
     contract = ServingContract.model_validate({
         **(info.metadata or {}),
@@ -196,15 +198,14 @@ def import_model(champion: Champion) -> str:
     tag = f"{contract.registered_name}:{champion.version}"
     with suppress(NotFound):
         bentoml.models.delete(tag)
-    saved = bentoml.sklearn.save_model(
+    return save_model(  # pickle and its sha256 in the metadata (lib/serving/model_file.py)
         tag,
         champion.pipeline,
-        custom_objects={} if champion.early_warning is None else {EARLY_WARNING_OBJECT: champion.early_warning},
         metadata=contract.model_dump(mode="json"),
         labels={"mlflow_version": contract.registered_version, "mlflow_run_id": contract.run_id,
                 "data_source": contract.data_source},
+        heads={} if champion.early_warning is None else {EARLY_WARNING_OBJECT: champion.early_warning},
     )
-    return str(saved.tag)
 
 
 def build_bento(model_tag: str, version: str, project_root: Path = PROJECT_ROOT) -> tuple[str, Path, int, list[str]]:
