@@ -123,11 +123,6 @@ class Settings(BaseSettings):
     def _split_dates_are_ordered(self) -> Settings:
         if self.test_start <= self.train_end:
             raise ValueError(f"PDM_TEST_START={self.test_start} must come after PDM_TRAIN_END={self.train_end}")
-        if self.max_telemetry_rows < self.baseline_lookback_hours:
-            raise ValueError(
-                f"PDM_MAX_TELEMETRY_ROWS={self.max_telemetry_rows} is below PDM_BASELINE_LOOKBACK_HOURS="
-                f"{self.baseline_lookback_hours}: a client could never send the early warning's telemetry; raise it"
-            )
         if self.early_warning_horizon_hours <= self.horizon_hours:
             raise ValueError(
                 f"PDM_EARLY_WARNING_HORIZON_HOURS={self.early_warning_horizon_hours} must be longer than "

@@ -77,8 +77,10 @@ def test_both_heads_are_registered_evaluated_and_gated(isolated_project: Path, m
     assert (isolated_project / "reports" / "plots" / "lead_time_vs_false_alarms.png").stat().st_size > 5000
 
     gate_1 = criteria(first)
-    assert set(gate_1) == {"beats_baselines", "not_worse_than_champion", "early_warning_beats_baselines",
+    assert set(gate_1) == {"beats_baselines", "not_worse_than_champion", "early_warning_warns_earlier",
                            "early_warning_not_worse_than_champion"}
+    earlier = gate_1["early_warning_warns_earlier"]["details"]["error_rule"]
+    assert earlier["baseline_share"] == warning["error_rule"]["share_first_alerted_36h_ahead"]
     assert gate_1["early_warning_not_worse_than_champion"]["reason"].startswith("48 h early_warning head: no champion")
 
     # A second version is compared with the champion's early-warning head on the same validation rows.

@@ -8,12 +8,6 @@ from pydantic import ValidationError
 from pdm_assets.settings import Settings
 
 
-def test_a_client_must_be_allowed_to_send_the_baseline_lookback() -> None:
-    with pytest.raises(ValidationError, match="PDM_MAX_TELEMETRY_ROWS=200 is below PDM_BASELINE_LOOKBACK_HOURS=240"):
-        Settings(max_telemetry_rows=200)
-    assert Settings(max_telemetry_rows=240).baseline_lookback_hours == 240
-
-
 def test_the_early_warning_looks_further_ahead_than_the_answer() -> None:
     with pytest.raises(ValidationError, match="PDM_EARLY_WARNING_HORIZON_HOURS=24 must be longer than"):
         Settings(early_warning_horizon_hours=24)

@@ -8,7 +8,24 @@ from pdm_assets.lib.evaluation.promotion import (
     for_head,
     incomparable_champion,
     missing_head,
+    warns_earlier,
 )
+
+# The early warning's curve as the threshold falls: more events first alerted 36 h ahead, more false episodes.
+CURVE = {"share_first_alerted_36h_ahead": [0.0, 0.2, 0.5, 0.8, None],
+         "false_alarm_episodes_per_100_machine_days": [0.0, 0.5, 2.0, 6.0, 9.0]}
+
+
+def rule(share: float | None, episodes: float | None) -> dict:
+    return {"share_first_alerted_36h_ahead": share, "false_alarm_episodes_per_100_machine_days": episodes}
+
+
+def test_the_early_warning_must_warn_earlier_than_the_error_rule_at_no_more_false_episodes() -> None:
+    passed = warns_earlier(CURVE, {"error_rule": rule(0.1, 7.0)})
+    assert passed.passed and passed.details["error_rule"]["best_share_at_no_more_episodes"] == 0.8
+    strict = warns_earlier(CURVE, {"error_rule": rule(0.5, 2.0)})  # 0.5 at 2.0 is only a tie
+    assert not strict.passed and "first-alerts no more events" in strict.reason
+    assert not warns_earlier(CURVE, {"error_rule": rule(None, None)}).passed  # no event to compare on
 
 
 def test_a_heads_criterion_says_whose_it_is() -> None:

@@ -77,8 +77,8 @@ def _early_warning_criteria(
                                   and champion is not None and champion.version != model.version,
                                   why="the data could not fit one: see the model run's warning")]
     horizon = evaluation["horizons"][str(head.horizon_hours)]
-    baselines = {name: horizon[name] for name in gate.EARLY_WARNING_BASELINES}
-    beats = gate.for_head(gate.beats_baselines(horizon["event_curve"], baselines), EARLY_WARNING, head.horizon_hours)
+    baselines = {name: horizon["warning"][name] for name in gate.EARLY_WARNING_BASELINES}
+    earlier = gate.for_head(gate.warns_earlier(horizon["warning_curve"], baselines), EARLY_WARNING, head.horizon_hours)
 
     def validation_rows() -> pd.DataFrame:
         table = early_warning_table(features, failures, horizon_hours=head.horizon_hours,
@@ -98,7 +98,7 @@ def _early_warning_criteria(
             head=EARLY_WARNING, horizon_hours=head.horizon_hours, grid_hours=model.grid_hours,
             must_match={"baseline_lookback_hours": head.baseline_lookback_hours},
         )
-    return [beats, gate.for_head(against, EARLY_WARNING, head.horizon_hours)]
+    return [earlier, gate.for_head(against, EARLY_WARNING, head.horizon_hours)]
 
 
 def _against_champion(

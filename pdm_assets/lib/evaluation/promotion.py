@@ -8,9 +8,11 @@ heads (the 24 h answer and the early warning, judged at their own horizons on th
    the machine-bootstrap interval of (challenger cost - champion cost) reaches 0 or below. With no champion
    yet this holds trivially.
 
-The early-warning head is held to the error rule at its horizon, not to always-none: telemetry drifts without a
-failure too, so an early warning raises some false alarms by design and no threshold of it is free of them.
-A version without an early-warning head (data too short to fit one) cannot replace a champion that has one.
+For the early-warning head, criterion 1 asks what the head is for: at some threshold it first alerts a larger
+share of the test events at least 36 h ahead than the error rule, with no more false-alarm episodes than the
+rule (lib/evaluation/warning.py). It is not held to always-none: telemetry drifts without a failure too, so no
+threshold of an early warning is free of false alarms. A version without an early-warning head (data too short
+to fit one) cannot replace a champion that has one.
 """
 
 from __future__ import annotations
@@ -119,6 +121,34 @@ def beats_baselines(
                          "or fewer false alarms (test period)", details)
     return Criterion("beats_baselines", True, f"beats all {len(details)} baselines on event recall at equal or "
                      "fewer false alarms (test period)", details)
+
+
+def warns_earlier(curve: Mapping[str, Sequence[float | None]], baselines: Mapping[str, Mapping[str, Any]]) -> Criterion:
+    """Criterion 1 of the early warning: for each baseline, a point of its warning curve (warning.warning_curve)
+    with a larger share of events first alerted >= 36 h ahead at no more false-alarm episodes."""
+    share = np.asarray([np.nan if v is None else v for v in curve["share_first_alerted_36h_ahead"]], dtype=float)
+    episodes = np.asarray(curve["false_alarm_episodes_per_100_machine_days"], dtype=np.float64)
+    details: dict[str, Any] = {}
+    failed: list[str] = []
+    for name, figures in baselines.items():
+        their_share, their_episodes = figures.get("share_first_alerted_36h_ahead"), figures.get(
+            "false_alarm_episodes_per_100_machine_days")
+        if their_share is None or their_episodes is None:
+            details[name] = {"earlier": False, "why": "the test period has no failure event to compare on"}
+            failed.append(name)
+            continue
+        allowed = episodes <= their_episodes + 1e-9
+        best = float(np.nanmax(share[allowed])) if allowed.any() and np.isfinite(share[allowed]).any() else 0.0
+        earlier = best > their_share + 1e-9
+        details[name] = {"earlier": earlier, "baseline_share": their_share, "baseline_episodes": their_episodes,
+                         "best_share_at_no_more_episodes": best}
+        if not earlier:
+            failed.append(name)
+    if failed:
+        return Criterion("warns_earlier", False, f"first-alerts no more events >= 36 h ahead than {', '.join(failed)} "
+                         "at equal or fewer false-alarm episodes (test period)", details)
+    return Criterion("warns_earlier", True, f"first-alerts more events >= 36 h ahead than {', '.join(details)} at "
+                     "equal or fewer false-alarm episodes (test period)", details)
 
 
 def cost_by_machine(

@@ -35,7 +35,7 @@ from pdm_assets.lib.evaluation.metrics import (
     macro_f1,
     scored_frame,
 )
-from pdm_assets.lib.evaluation.warning import warning_figures
+from pdm_assets.lib.evaluation.warning import warning_curve, warning_figures
 from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
 from pdm_assets.lib.modelling.early_warning import EarlyWarningHead, early_warning_table
 from pdm_assets.lib.modelling.features import NON_TELEMETRY_FEATURES
@@ -242,6 +242,8 @@ def early_warning_horizon(
         "split": head.plan.to_dict(),
         **out,
         "event_curve": event_curve(test, assessments[OURS].test_scores, failures, cfg),
+        "warning_curve": warning_curve(scored_frame(test, assessments[OURS].test_scores), failures,
+                                       horizon_hours=head.horizon_hours, grid_hours=config.grid_hours),
         "warning": {
             name: warning_figures(scored_frame(test, a.test_scores), failures, a.metrics["threshold"],
                                   horizon_hours=head.horizon_hours, grid_hours=config.grid_hours, draws=draws,
