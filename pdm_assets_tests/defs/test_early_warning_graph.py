@@ -19,6 +19,7 @@ from pdm_assets.lib.modelling.registered import RegisteredModel
 from pdm_assets.settings import get_settings
 
 GROUPS = ("ingest", "features", "training", "backtest")
+FLEET = {"PDM_DATA_SOURCE": "synthetic", "PDM_SYNTHETIC_MACHINES": "12", "PDM_SYNTHETIC_DAYS": "100"}
 
 
 def load_definitions() -> dg.Definitions:
@@ -42,11 +43,9 @@ def criteria(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_both_heads_are_registered_evaluated_and_gated(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PDM_DATA_SOURCE", "synthetic")
-    monkeypatch.setenv("PDM_SYNTHETIC_MACHINES", "12")
-    monkeypatch.setenv("PDM_SYNTHETIC_DAYS", "100")
-    defs = load_definitions()
-    instance = dg.DagsterInstance.ephemeral()
+    for name, value in FLEET.items():
+        monkeypatch.setenv(name, value)
+    defs, instance = load_definitions(), dg.DagsterInstance.ephemeral()
     first = materialize(defs, dg.AssetSelection.groups(*GROUPS), instance)
     assert first.success
 

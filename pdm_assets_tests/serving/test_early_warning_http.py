@@ -3,13 +3,12 @@ with the registered head's own probability, and null with the reason for a day o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from serving_support import Server, TrainedProject, request_body, serve_bento, trained_project
+from serving_support import TrainedProject, request_body, serve_bento, trained_project
 
 from pdm_assets.defs.resources import MLflowResource
 from pdm_assets.lib.modelling.early_warning import EARLY_WARNING
@@ -26,12 +25,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
     return trained_project(tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
-def server(project: TrainedProject, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with serve_bento(project.bento["tag"], project.bentoml_home, tmp_path_factory.mktemp("ew") / "serve.log") as up:
-        yield up
-
-
 def body(project: TrainedProject, points: pd.DataFrame, hours: int) -> dict:
     t = project.tables
     return request_body(histories_from_tables(t["telemetry"], t["errors"], t["maint"], t["machines"],
@@ -39,7 +32,7 @@ def body(project: TrainedProject, points: pd.DataFrame, hours: int) -> dict:
 
 
 def test_the_served_early_warning_is_the_registered_heads_and_a_day_of_telemetry_says_why_not(
-    project: TrainedProject, server: Server
+    project: TrainedProject, tmp_path: Path
 ) -> None:
     head = project.model[EARLY_WARNING]  # the contract the version was registered with
     lookback = head["baseline_lookback_hours"]
@@ -50,7 +43,8 @@ def test_the_served_early_warning_is_the_registered_heads_and_a_day_of_telemetry
     assert pipeline is not None
     usable = project.features[project.features[BASELINE_READINGS_COLUMN] >= head["min_baseline_readings"]]
     points = usable.sample(5, random_state=5).reset_index(drop=True)
-    with server.client() as client:
+    with serve_bento(project.bento["tag"], project.bentoml_home, tmp_path / "serve.log") as server, \
+            server.client() as client:
         full = client.post("/predict", json=body(project, points, lookback))
         short = client.post("/predict", json=body(project, points, TELEMETRY_LOOKBACK_HOURS))
         card = client.get("/model").json()
