@@ -61,16 +61,15 @@ class FailureExplainer:
         self.trees = TreeExplainer.of(classifier.detector_)
         self.shift = math.log(classifier.negative_fraction)
         self.inputs = (["model"] if prep.encodes_model_ else []) + list(prep.numeric_)
-        # matrix column -> input: the one-hot columns all go to `model`
-        one_hot = len(MACHINE_MODELS) if prep.encodes_model_ else 0
-        self._column_input = np.r_[np.zeros(one_hot, dtype=np.int64), np.arange(len(prep.numeric_)) + (one_hot > 0)]
+        self.one_hot = len(MACHINE_MODELS) if prep.encodes_model_ else 0  # the matrix's first columns
 
     def contributions(self, features: pd.DataFrame) -> Contributions:
         """Each row's contribution per input, summing with base_value to the corrected log-odds."""
         matrix = self.prep.transform(features)
         columns = self.trees.shap_values(matrix)
-        values = np.zeros((len(matrix), len(self.inputs)))
-        np.add.at(values, (slice(None), self._column_input), columns)
+        # the one-hot columns of the machine model add up to the input `model`
+        one_hot = columns[:, : self.one_hot].sum(axis=1, keepdims=True)
+        values = np.hstack([one_hot, columns[:, self.one_hot :]]) if self.one_hot else columns
         base = self.trees.base_value + self.shift
         return Contributions(self.inputs, values, base, base + values.sum(axis=1))
 
