@@ -155,6 +155,23 @@ def alias_version(tracking_uri: str, registered_name: str, alias: str = CHAMPION
             return None
 
 
+def download_run_files(
+    tracking_uri: str, registered_name: str, version: str, paths: list[str], destination: Path
+) -> dict[str, Path]:
+    """The named artifacts (files or folders) of the run that logged `version`; those it lacks are left out."""
+    found = {}
+    with tracking(tracking_uri) as client:
+        run_id = client.get_model_version(registered_name, version).run_id
+        for path in paths:
+            try:
+                local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
+                                                            dst_path=str(destination), tracking_uri=tracking_uri)
+            except (MlflowException, OSError):  # not logged for this run (e.g. never evaluated)
+                continue
+            found[path] = Path(local)
+    return found
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A registered version loaded back: the fitted pipeline and the metadata logged with it."""
