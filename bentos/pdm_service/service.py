@@ -40,6 +40,8 @@ from pdm_assets.lib.serving.contract import (
     features_for_histories,
     predictions,
 )
+from pdm_assets.lib.serving.explain import OnDemandExplainer, wants_explanation
+from pdm_assets.lib.serving.prediction_log import MONITOR_NAME, log_predictions, monitor_options
 from pdm_assets.settings import get_settings
 
 logger = logging.getLogger("bentoml.service.pdm")
@@ -150,6 +152,8 @@ class PdmService:
             logger.error("not ready: %s", self.not_ready_reason)
             return
         self.pipeline, self.contract = pipeline, contract
+        self.explainer = OnDemandExplainer(pipeline)
+        self.prediction_log = monitor_options(get_settings().prediction_log_dir)
         self.model_version = f"{contract.registered_name}/{contract.registered_version} ({self.bento_tag})"
         self.metrics.model_info.labels(version=contract.registered_version, bento_tag=self.bento_tag).set(1)
         self.metrics.trained.set(contract.trained_at)
@@ -164,7 +168,12 @@ class PdmService:
         return self.pipeline is not None
 
     @bentoml.api(route=PREDICT_ROUTE)
-    def predict(self, histories: Annotated[list[MachineHistory], Field(min_length=1)]) -> list[Prediction]:
+    def predict(
+        self,
+        histories: Annotated[list[MachineHistory], Field(min_length=1)],
+        explain: Annotated[bool, Field(description="Add each prediction's reasons (also ?explain=true).")] = False,
+        ctx=None,  # the bentoml.Context, injected when served (unannotated: optional in-process)
+    ) -> list[Prediction]:
         """P(failure within the horizon) for each machine history, in request order."""
         if self.pipeline is None or self.contract is None:
             raise ServiceUnavailable(f"no model loaded: {self.not_ready_reason}")
@@ -184,7 +193,18 @@ class PdmService:
             self.metrics.predictions.labels(alert="false").inc(len(result) - alerts)
         for p in result:
             self.metrics.probability.observe(p.failure_probability)
+        if wants_explanation(ctx.request.query_params.get("explain") if ctx is not None else None, explain):
+            result = self._explained(histories, result)
+        with bentoml.monitor(MONITOR_NAME, monitor_options=self.prediction_log) as monitor:
+            log_predictions(monitor, result)
         return result
+
+    def _explained(self, histories: list[MachineHistory], result: list[Prediction]) -> list[Prediction]:
+        """The predictions with their reasons (features computed again: only requests that ask pay for it)."""
+        assert self.contract is not None
+        features = features_for_histories(histories, limits=self.limits)
+        reasons = self.explainer.reasons(features, self.contract.feature_columns)
+        return [p.model_copy(update={"reasons": r}) for p, r in zip(result, reasons, strict=True)]
 
     def _score_requests(self, requests: list[list[MachineHistory]]) -> list[list[Prediction] | HistoryError]:
         """Overlapping requests in one feature and model call; a rejected history fails its own request only."""

@@ -24,6 +24,7 @@ from pdm_assets.lib.modelling.features import (
     epoch_seconds,
     feature_table,
 )
+from pdm_assets.lib.serving.explain import ReasonItem
 from pdm_assets.settings import get_settings
 
 # The HTTP service's name and routes: the service declares them, the bento build names and lists them.
@@ -123,6 +124,11 @@ class Prediction(BaseModel):
     threshold: float
     horizon_hours: int
     model_version: str = Field(description="MLflow registered model/version and the bento tag serving it.")
+    reasons: list[ReasonItem] | None = Field(
+        default=None, exclude_if=lambda value: value is None,
+        description="Only when asked (?explain=true or explain: true): the top inputs behind failure_probability, "
+                    "each with its value and exact contribution to the log-odds (they sum to it with the base value).",
+    )
 
 
 class ServingContract(BaseModel):
