@@ -50,7 +50,7 @@ def test_every_machine_ranked_each_day_with_reasons_for_alerts(fleet: dict[str, 
     worklist = fleet_worklists(champion, fleet["telemetry"], fleet["errors"], fleet["maint"], fleet["machines"],
                                days, explained_besides_alerts=2)
     assert len(worklist) == 6 * 3
-    for day, rows in worklist.groupby("day"):
+    for _, rows in worklist.groupby("day"):
         assert rows["rank"].tolist() == list(range(1, 7))
         scored = rows["failure_probability"].dropna()
         assert scored.is_monotonic_decreasing
