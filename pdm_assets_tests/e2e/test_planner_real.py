@@ -64,7 +64,7 @@ def test_the_planners_view_on_the_real_slice(
     shutil.copy(page, ROOT / "reports" / "fleet_report_real.html")
     if CHROMIUM.exists():
         shown = screenshot(page, ROOT / "reports" / "ui" / "fleet_report_real.png")
-        assert shown["worklist_rows"] == 100
+        assert shown["worklist_rows"] == 20  # the scored machines; the 80 others are one line
         assert all(ok for _, ok in shown["images"])  # type: ignore[union-attr]
         assert all(url.startswith(("file:", "data:")) for url in shown["requests"])  # type: ignore[union-attr]
     assert last - timedelta(days=days - 1) == first

@@ -41,7 +41,7 @@ def worklist_table(worklist: pd.DataFrame) -> str:
     for row in _records(worklist):
         p = row["failure_probability"]
         component = (f"{row['likely_component']} ({row['likely_component_probability']:.2f})"
-                     if row["likely_component"] else "-")
+                     if isinstance(row["likely_component"], str) else "-")
         cells = [str(row["rank"]), str(row["machineID"]), f"{p:.3g}" if p == p else str(row["status"]),
                  "yes" if row["alert"] else "", component, *(_hours(row[c]) for c in replaced),
                  html.escape("; ".join(str(row["reasons"]).split("; ")[:3]))]
@@ -49,6 +49,16 @@ def worklist_table(worklist: pd.DataFrame) -> str:
         rows.append(f"<tr{css}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     return f'<table id="worklist"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _unscored(worklist: pd.DataFrame) -> str:
+    """One line for the machines without a score that day (no telemetry), instead of a row each."""
+    missing = worklist[worklist["failure_probability"].isna()]
+    if missing.empty:
+        return ""
+    machines = ", ".join(str(m) for m in sorted(missing["machineID"]))
+    return (f'<p id="unscored">{len(missing)} machine(s) not scored (too few hourly readings in the last 24 h): '
+            f"{html.escape(machines)}</p>")
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -91,6 +101,7 @@ def render_report(
 ) -> str:
     """The whole page as one HTML string."""
     alerts = int(worklist["alert"].sum())
+    scored = worklist[worklist["failure_probability"].notna()]
     over = f" — <b>over the crew capacity of {capacity}</b>" if alerts > capacity else ""
     outcome_table = (weekly.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-", border=0,
                                     table_id="outcomes") if len(weekly) else "<p>No resolved prediction yet.</p>")
@@ -102,7 +113,7 @@ def render_report(
 <h1>Fleet risk for {html.escape(day)}</h1>
 <p class="sub">{alerts} alert(s){over}; champion: {champion_text}; generated
 {datetime.now().isoformat(timespec="seconds")}</p>
-<section><h2>Worklist</h2>{worklist_table(worklist)}</section>
+<section><h2>Worklist</h2>{worklist_table(scored)}{_unscored(worklist)}</section>
 <section><h2>Fleet heat-map</h2>{png_tag("heatmap", heatmap_png)}</section>
 <section><h2>Why each alert</h2>{alert_reasons(worklist)}</section>
 <section><h2>Realized outcomes</h2><p>{html.escape(verdict)}</p>

@@ -69,10 +69,15 @@ def test_every_machine_ranked_each_day_with_reasons_for_alerts(fleet: dict[str, 
     write_worklists(worklist, folder)
     assert stored_days(folder) == days
     back = read_worklists(folder, days[1], days[1])
+    assert back["failure_probability"].notna().all()
     assert back["machineID"].tolist() == worklist[worklist["day"] == days[1]]["machineID"].tolist()
 
     page = render_report(day=str(days[1]), worklist=back, heatmap_png=b"\x89PNG", weekly=pd.DataFrame(),
                          outcomes_png=None, verdict="nothing yet", model_card_md="# Card\n\n| a |\n|---|\n| 1 |",
                          champion={"version": "7"}, capacity=1)
     assert page.count("<tr") == (1 + 6) + 2 and "<h1>Card</h1>" in page  # the worklist, then the card's table
+    late_page = render_report(day=str(days[2]), worklist=read_worklists(folder, days[2], days[2]),
+                              heatmap_png=b"", weekly=pd.DataFrame(), outcomes_png=None, verdict="",
+                              model_card_md="", champion={}, capacity=1)
+    assert "6 machine(s) not scored" in late_page and "nan" not in late_page
     assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens from disk
