@@ -111,14 +111,15 @@ def fleet_risk_sensor(job: Any, first_day: date) -> dg.SensorDefinition:
         if event is None or event.asset_materialization is None:
             return dg.SkipReason("validated_telemetry has not been materialized")
         cursor = json.loads(context.cursor) if context.cursor else {}
-        if cursor.get("storage_id") == event.storage_id:
+        seen = f"{event.run_id}@{event.timestamp}"  # which materialization was read last
+        if cursor.get("seen") == seen:
             return dg.SkipReason("no new validated telemetry")
         end = event.asset_materialization.metadata.get("end")
         if end is None:
             return dg.SkipReason("the latest validated_telemetry has no `end` (an empty table)")
         through = date.fromisoformat(cursor["through"]) if cursor.get("through") else None
         days = complete_days(pd.Timestamp(str(end.value)).to_pydatetime(), through, first_day)
-        new_cursor = json.dumps({"storage_id": event.storage_id,
+        new_cursor = json.dumps({"seen": seen,
                                  "through": (days[-1] if days else through or first_day).isoformat()})
         if not days:
             return dg.SensorResult(skip_reason=dg.SkipReason("no newly completed day"), cursor=new_cursor)
