@@ -1,4 +1,4 @@
-"""Operator commands: `python -m pdm_assets.cli summary | serve | rollback --version N | champion`."""
+"""Operator commands: `python -m pdm_assets.cli summary | serve | rollback --version N | champion | report`."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("--version", required=True, help="registered model version, e.g. 3")
     rollback.add_argument("--reason", default="manual rollback")
     commands.add_parser("champion", help="print the champion version and the alias history as JSON")
+    commands.add_parser("report", help="score the latest complete day, then write reports/fleet_report.html")
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -34,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return serve_champion(settings, args.host, args.port)
+    if args.command == "report":
+        from pdm_assets.defs.planning.report_run import make_report
+
+        print(f"wrote {make_report(settings)}")
+        return 0
     return alias_command(settings, args, parser)
 
 

@@ -94,16 +94,19 @@ def run_loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, silent_failures: bo
 
         start = pd.Timestamp(settings.synthetic_start).normalize() + timedelta(days=DAYS + 1)
         landed = land_days(settings.landing_dir, start, silent_failures=silent_failures)
-        tick = landing_sensor(dg.build_sensor_context(instance=instance))
+        tick = landing_sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
         assert isinstance(tick, dg.SensorResult) and len(tick.run_requests) == 1
         request = tick.run_requests[0]
         ingest = defs.resolve_job_def("ingest_landed_files").execute_in_process(
             run_config=request.run_config, instance=instance, tags=request.tags)
         assert ingest.success
+        # automation's first step after a landing: the validated tables (the rest follows in the ticks below)
+        validated = dg.AssetSelection.assets("validated_telemetry").required_multi_asset_neighbors()
+        assert materialize(defs, validated, instance).success
 
         # the sensor refresh: validated telemetry reached new days, and they are scored in one run
         scored_tick = fleet_sensor(dg.build_sensor_context(instance=instance, cursor=sensor_cursor))
-        assert len(scored_tick.run_requests) == 1
+        assert isinstance(scored_tick, dg.SensorResult) and len(scored_tick.run_requests) == 1, scored_tick
         scoring = scored_tick.run_requests[0]
         days = (scoring.tags["dagster/asset_partition_range_start"], scoring.tags["dagster/asset_partition_range_end"])
         ran = defs.resolve_job_def("score_fleet_days").execute_in_process(instance=instance, tags=scoring.tags)

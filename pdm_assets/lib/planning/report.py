@@ -61,6 +61,10 @@ def _unscored(worklist: pd.DataFrame) -> str:
             f"{html.escape(machines)}</p>")
 
 
+def _value(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
@@ -80,7 +84,7 @@ def alert_reasons(worklist: pd.DataFrame) -> str:
         for reason in json.loads(row["reason_details"]):
             direction = "up" if reason["contribution"] > 0 else "down"
             items.append(f'<li class="{direction}">{html.escape(reason["text"])} '
-                         f'<small>({html.escape(reason["feature"])} = {html.escape(str(reason["value"]))}, '
+                         f'<small>({html.escape(reason["feature"])} = {html.escape(_value(reason["value"]))}, '
                          f'{reason["contribution"]:+.2f} log-odds)</small></li>')
         parts.append(f"<h3>machine {row['machineID']}: P(failure) {row['failure_probability']:.3f}, most likely "
                      f"{row['likely_component']}</h3><ul class=\"reasons\">{''.join(items)}</ul>")
