@@ -55,10 +55,14 @@ class MLflowResource(dg.ConfigurableResource):
 
     @classmethod
     def of(cls, settings: Settings) -> MLflowResource:
-        if settings.mlflow_tracking_uri.startswith("sqlite:///"):
-            Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        uri = settings.mlflow_tracking_uri
+        if uri.startswith("sqlite:///"):
+            # Absolute, so child processes (the bento build) and later cwd changes reach the same store.
+            store = Path(uri.removeprefix("sqlite:///")).resolve()
+            store.parent.mkdir(parents=True, exist_ok=True)
+            uri = f"sqlite:///{store}"
         return cls(
-            tracking_uri=settings.mlflow_tracking_uri,
+            tracking_uri=uri,
             experiment=settings.mlflow_experiment,
             artifact_location=settings.mlflow_artifact_root(),
             registered_model_name=settings.registered_model_name,
