@@ -199,8 +199,29 @@ def observed_until(telemetry_times: pd.Series) -> datetime:
 
 
 def champion_test_recall(report: Mapping[str, Any] | None) -> tuple[float | None, tuple[float, float] | None]:
-    """The event recall of the champion's evaluation report (its test period) and its bootstrap CI."""
+    """The event recall of the champion's evaluation report (its test period) and its CI.
+
+    The CI is the report's bootstrap interval, widened to the Wilson interval of detected / events where that is
+    wider: when every test event was announced, the percentile bootstrap collapses to [1, 1], which would call
+    one miss in a handful of later events a failure.
+    """
     if not report or report.get("event_recall") is None:
         return None, None
-    ci = report.get("ci", {}).get("event_recall")
-    return float(report["event_recall"]), (float(ci[0]), float(ci[1])) if ci else None
+    recall = float(report["event_recall"])
+    bootstrap = report.get("ci", {}).get("event_recall")
+    low, high = (float(bootstrap[0]), float(bootstrap[1])) if bootstrap else (recall, recall)
+    events, detected = report.get("events"), report.get("events_detected")
+    if events:
+        wilson_low, wilson_high = wilson_interval(int(detected), int(events))
+        low, high = min(low, wilson_low), max(high, wilson_high)
+    return recall, (low, high)
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a proportion."""
+    if trials <= 0:
+        return float("nan"), float("nan")
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    spread = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return float(centre - spread), float(centre + spread)

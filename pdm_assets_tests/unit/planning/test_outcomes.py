@@ -6,8 +6,9 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from pdm_assets.lib.planning.outcomes import realized_recall, weekly_outcomes
+from pdm_assets.lib.planning.outcomes import champion_test_recall, realized_recall, weekly_outcomes
 
 H = 24
 
@@ -65,3 +66,15 @@ def test_too_few_events_or_no_champion_figure_pass_with_the_reason() -> None:
     assert few.passed and "nothing to judge" in few.reason and np.isclose(few.realized["fleet_risk"], 0.0)
     unknown = realized_recall(weeks([(5, 0)]), None, None, weeks=4, min_events=3)
     assert unknown.passed and "no champion" in unknown.reason
+
+
+def test_a_perfect_test_recall_gets_a_binomial_lower_end() -> None:
+    report = {"event_recall": 1.0, "events": 9, "events_detected": 9, "ci": {"event_recall": [1.0, 1.0]}}
+    recall, ci = champion_test_recall(report)
+    assert recall == 1.0 and ci is not None
+    # Wilson: (1 + z²/18) / (1 + z²/9) - z * sqrt(z²/324) / (1 + z²/9), z = 1.96 -> 0.701
+    assert ci[0] == pytest.approx(0.7008, abs=1e-3) and ci[1] == 1.0
+    assert realized_recall(weeks([(8, 7)]), recall, ci, weeks=4, min_events=3).passed  # one miss in 8: within
+    assert not realized_recall(weeks([(8, 3)]), recall, ci, weeks=4, min_events=3).passed
+    wide = {"event_recall": 0.5, "events": 4, "events_detected": 2, "ci": {"event_recall": [0.0, 1.0]}}
+    assert champion_test_recall(wide)[1] == (0.0, 1.0)  # the bootstrap is already wider
