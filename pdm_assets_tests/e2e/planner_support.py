@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Set
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -16,6 +18,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PIPELINE = dg.AssetSelection.groups("ingest", "features", "training")
+MAX_TICKS = 8
 
 
 def project_defs() -> dg.Definitions:
@@ -71,3 +74,32 @@ def screenshot(page_path: Path, image: Path) -> dict[str, object]:
         finally:
             browser.close()
     return found
+
+
+def tick_until_quiet(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: Any, not_run: Set[str]
+                     ) -> list[set[str]]:
+    """Evaluate automation and run what it requests, except `not_run` (asset or check names), until quiet.
+
+    The same loop as e2e/test_drift_loop.py's, with a list of what not to run; that one can use this when the
+    test support is merged."""
+    ticks: list[set[str]] = []
+    for _ in range(MAX_TICKS):
+        result = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
+        cursor = result.cursor
+        keys = {r.key for r in result.results if r.true_subset.size}
+        if not keys:
+            return ticks
+        ticks.append({k.to_user_string() for k in keys})
+        wanted = [k for k in keys if k.to_user_string() not in not_run]
+        assets = [k for k in wanted if isinstance(k, dg.AssetKey)]
+        checks = [k for k in wanted if isinstance(k, dg.AssetCheckKey)]
+        if not assets and not checks:
+            return ticks
+        # an asset's selection brings its checks along: those not to run are taken out again
+        skipped = [dg.AssetCheckKey(dg.AssetKey(asset), check)
+                   for asset, check in (name.split(":", 1) for name in not_run if ":" in name)]
+        selection = (dg.AssetSelection.assets(*assets) | dg.AssetSelection.checks(*checks)) - dg.AssetSelection.checks(
+            *skipped)
+        dg.materialize([*(defs.assets or []), *(defs.asset_checks or [])], selection=selection,
+                       resources=defs.resources, instance=instance, raise_on_error=False)
+    raise AssertionError(f"automation still requesting after {MAX_TICKS} ticks: {ticks}")

@@ -26,12 +26,11 @@ from pdm_assets.lib.synthetic.parameters import REAL_CALIBRATION
 from pdm_assets.lib.synthetic.simulate import generate_fleet
 from pdm_assets.lib.tracking import alias_version
 from pdm_assets.settings import get_settings
-from pdm_assets_tests.e2e.planner_support import PIPELINE, materialize, project_defs
+from pdm_assets_tests.e2e.planner_support import PIPELINE, materialize, project_defs, tick_until_quiet
 
 # 12 x 160: the first version passes the gate with a test period of about 9 events, so its event-recall CI
 # is narrower than [0, 1] (at 12 x 100 it is [0, 1] and no realized figure could fall below it).
 MACHINES, DAYS, LANDED_DAYS = 12, 160, 28
-MAX_TICKS = 8
 # The drift check is left out so that whatever retraining happens is the outcomes' doing (drift has its own loop).
 NOT_RUN_HERE = {"bento", "bento_container", "features:drift"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,26 +56,6 @@ def land_days(landing: Path, origin: pd.Timestamp, start: pd.Timestamp, seed: in
         table.to_csv(landing / f"{name}_{start:%Y%m%dT%H%M}.csv", index=False)
         rows[name] = len(table)
     return rows
-
-
-def tick_until_quiet(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: Any) -> list[set[str]]:
-    """Evaluate automation and run what it requests (serving excluded) until nothing more is requested."""
-    ticks: list[set[str]] = []
-    for _ in range(MAX_TICKS):
-        result = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
-        cursor = result.cursor
-        keys = {r.key for r in result.results if r.true_subset.size}
-        if not keys:
-            return ticks
-        ticks.append({k.to_user_string() for k in keys})
-        assets = [k for k in keys if isinstance(k, dg.AssetKey) and k.to_user_string() not in NOT_RUN_HERE]
-        checks = [k for k in keys if isinstance(k, dg.AssetCheckKey) and k.to_user_string() not in NOT_RUN_HERE]
-        if not assets and not checks:
-            return ticks
-        dg.materialize([*(defs.assets or []), *(defs.asset_checks or [])],
-                       selection=dg.AssetSelection.assets(*assets) | dg.AssetSelection.checks(*checks),
-                       resources=defs.resources, instance=instance, raise_on_error=False)
-    raise AssertionError(f"automation still requesting after {MAX_TICKS} ticks: {ticks}")
 
 
 def run_loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, silent_failures: bool) -> dict[str, Any]:
@@ -120,7 +99,7 @@ def run_loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, silent_failures: bo
         ran = defs.resolve_job_def("score_fleet_days").execute_in_process(instance=instance, tags=scoring.tags)
         assert ran.success
 
-        ticks = tick_until_quiet(defs, instance, cursor)
+        ticks = tick_until_quiet(defs, instance, cursor, NOT_RUN_HERE)
         check_key = dg.AssetCheckKey(dg.AssetKey("prediction_outcomes"), "realized_recall")
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key]).get(check_key)
         assert check is not None and check.evaluation is not None, f"realized_recall never ran; ticks {ticks}"

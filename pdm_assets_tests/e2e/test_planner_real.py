@@ -26,6 +26,7 @@ def test_the_planners_view_on_the_real_slice(
     monkeypatch.setenv("PDM_FLEET_RISK_DIR", str(isolated_project / "reports" / "fleet_risk"))
     monkeypatch.setenv("PDM_METRICS_DIR", str(isolated_project / "reports" / "metrics"))
     monkeypatch.setenv("PDM_PREDICTION_LOG_DIR", str(isolated_project / "predictions"))
+    monkeypatch.setenv("PDM_MAINTENANCE_CAPACITY", "0")  # any day with an alert is over a crew of none
     defs = project_defs()
     settings = get_settings()
     with dg.DagsterInstance.get() as instance:
@@ -35,6 +36,9 @@ def test_the_planners_view_on_the_real_slice(
         first, last = split.test_start.date(), date(2015, 3, 31)
         scored, seconds = score_days(defs, instance, first, last)
         assert scored.success
+        capacity = scored.get_asset_check_evaluations()
+        assert [c.check_name for c in capacity] == ["crew_capacity"]
+        assert capacity[0].passed is False and capacity[0].metadata["max_alerts_per_day"].value >= 1
         worklists = pd.concat(pd.read_parquet(p) for p in sorted(Path(settings.fleet_risk_dir).glob("*.parquet")))
         days = (last - first).days + 1
         # every machine of the machines table is listed; the 20 with telemetry in the slice are scored

@@ -14,6 +14,7 @@ import pytest
 from serving_support import Server, TrainedProject, histories_at, request_body, serve_bento, trained_project
 
 from pdm_assets.lib.modelling.reasons import FailureExplainer
+from pdm_assets.lib.planning.outcomes import logged_predictions
 from pdm_assets.lib.serving.prediction_log import read_prediction_log
 
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
@@ -92,3 +93,6 @@ def test_every_answer_is_logged_where_the_pipeline_reads_it(
         answer = by_point[(row.machine_id, row.as_of.isoformat())]
         assert row.failure_probability == pytest.approx(answer["failure_probability"], abs=1e-12)
         assert row.alert == answer["alert"] and row.model_version == answer["model_version"]
+    for_outcomes = logged_predictions(log, project.model.horizon_hours)
+    assert len(for_outcomes) == len(log) and (for_outcomes["source"] == "service").all()
+    assert for_outcomes["score"].tolist() == log["failure_probability"].tolist()
