@@ -210,7 +210,7 @@ def champion_test_recall(report: Mapping[str, Any] | None) -> tuple[float | None
     recall = float(report["event_recall"])
     bootstrap = report.get("ci", {}).get("event_recall")
     low, high = (float(bootstrap[0]), float(bootstrap[1])) if bootstrap else (recall, recall)
-    events, detected = report.get("events"), report.get("events_detected")
+    events, detected = report.get("events"), report.get("events_detected", 0)
     if events:
         wilson_low, wilson_high = wilson_interval(int(detected), int(events))
         low, high = min(low, wilson_low), max(high, wilson_high)
