@@ -42,7 +42,8 @@ def main() -> None:
 
     result = dg.materialize(
         list(defs.assets or []),
-        selection=dg.AssetSelection.all() - dg.AssetSelection.assets("bento_container") - dg.AssetSelection.groups("planning"),
+        selection=dg.AssetSelection.all() - dg.AssetSelection.assets("bento_container")
+        - dg.AssetSelection.groups("planning"),
         resources=defs.resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=True,
     )
     bento = result.output_for_node("bento")
