@@ -111,6 +111,16 @@ def _logged_pickle_sha256(model_uri: str) -> str:
         return sha256_hex(_pickle_file(local).read_bytes())
 
 
+def trust_version(tracking_uri: str, registered_name: str, version: str) -> str:
+    """Record the sha256 of a version's logged pickle as it is now (versions registered before hashing have
+    none); an operator's explicit decision that this artifact is the one trained. Returns the digest."""
+    with tracking(tracking_uri) as client:
+        found = client.get_model_version(registered_name, version)
+        digest = _logged_pickle_sha256(f"models:/{registered_name}/{found.version}")
+        client.set_model_version_tag(registered_name, str(found.version), ARTIFACT_SHA256_TAG, digest)
+    return digest
+
+
 def load_verified_pipeline(client: MlflowClient, registered_name: str, version: str) -> Pipeline:
     """The pipeline of a registered version, unpickled only if its file matches the version's sha256 tag.
 
