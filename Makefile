@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # Ports: each tool's own where it has one (Dagster UI 3000, MLflow 5000); the service 3100 (its config).
 SERVE_PORT ?= 3100
 
-.PHONY: install run test test-fast ui serve mlflow-ui lint typecheck clean help rollback champion up down load bench
+.PHONY: install run test test-fast ui serve mlflow-ui lint typecheck clean help rollback trust champion up down load bench
 
 help:
 	@echo "make run        install what is missing, then materialize every asset (a summary at the end)"
@@ -21,6 +21,7 @@ help:
 	@echo "make down       stop the local stack"
 	@echo "make load       Locust, 50 rps for 60 s against bentoml serve on loopback, results asserted"
 	@echo "make rollback VERSION=n   move the champion alias back to version n"
+	@echo "make trust VERSION=n      record the sha256 of a version registered before models were hashed"
 	@echo "make bench      pipeline at 100/300/1,000 machines, serving vs mlflow (<= 15 min): reports/benchmarks.{json,md}"
 
 $(LOCAL_UV):
@@ -72,6 +73,10 @@ clean:
 rollback: install
 	@test -n "$(VERSION)" || { echo "usage: make rollback VERSION=n"; exit 2; }
 	$(RUN) python -m pdm_assets.cli rollback --version "$(VERSION)"
+
+trust: install
+	@test -n "$(VERSION)" || { echo "usage: make trust VERSION=n"; exit 2; }
+	$(RUN) python -m pdm_assets.cli trust --version "$(VERSION)"
 
 champion: install
 	$(RUN) python -m pdm_assets.cli champion

@@ -6,13 +6,19 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DataSourceName = Literal["auto", "local", "download", "synthetic"]
 
 AZURE_BLOB_BASE_URL = "https://azuremlsampleexperiments.blob.core.windows.net/datasets"
 KAGGLE_DATASET = "arnabbiswas1/microsoft-azure-predictive-maintenance"
+# JSON sizes of request records with full-precision floats, rounded up. A history of the 24 hourly readings
+# the features use, a week of errors and ten replacements is about 4.7 KB, so the default byte limit gives each
+# history 8 KiB: room for twice the readings, and 8.2 MB for a full batch of 1000.
+READING_JSON_BYTES = 160
+EVENT_JSON_BYTES = 64
+REQUEST_BYTES_PER_HISTORY = 8 * 1024
 
 
 class Settings(BaseSettings):
@@ -72,6 +78,16 @@ class Settings(BaseSettings):
     container_backend: Literal["docker", "podman", "buildah"] = "podman"
     # Request threads per service worker; requests that overlap are scored together (lib/batching.py).
     serving_threads: int = Field(default=16, ge=1, le=256)
+    # Bodies above this are refused (413) before they are read; unset, it follows the count limits
+    # (request_byte_limit). Parsing JSON into the request models takes about 9 times the body's size in memory.
+    max_request_bytes: int | None = Field(default=None, ge=4096)
+    # Comma-separated keys clients send as `Authorization: Bearer <key>`; empty = no authentication.
+    api_keys: SecretStr = SecretStr("")
+    # When set, /metrics is served on this port only (not on the public one): see docs/operations.md.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for the scraper
+    # After SIGTERM: seconds /readyz answers 503 while requests are still served, before the server closes.
+    drain_seconds: float = Field(default=5.0, ge=0, le=300)
 
     # --- execution
     # Local runs execute every step in one process (no interpreter start and imports per step); the
@@ -103,6 +119,19 @@ class Settings(BaseSettings):
         if self.test_start <= self.train_end:
             raise ValueError(f"PDM_TEST_START={self.test_start} must come after PDM_TRAIN_END={self.train_end}")
         return self
+
+    def request_byte_limit(self) -> int:
+        """PDM_MAX_REQUEST_BYTES, or by default what a full batch needs: PDM_MAX_BATCH histories of
+        REQUEST_BYTES_PER_HISTORY (a history of 24 h of readings and a week of events, with room to spare),
+        never more than the count limits allow."""
+        if self.max_request_bytes is not None:
+            return self.max_request_bytes
+        within_counts = self.max_telemetry_rows * READING_JSON_BYTES + 2 * self.max_event_rows * EVENT_JSON_BYTES
+        return self.max_batch * min(REQUEST_BYTES_PER_HISTORY, within_counts) + 4096
+
+    def api_key_list(self) -> list[str]:
+        """The accepted API keys (PDM_API_KEYS split at commas, blanks dropped)."""
+        return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
 
     def mlflow_artifact_root(self) -> str | None:
         """Artifacts go to `mlruns/` beside an embedded sqlite store (MLflow's own layout); a server decides itself."""

@@ -6,6 +6,7 @@ its result, so every test module's session fixture reuses the same training run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ import pandas as pd
 import pytest
 import requests
 
-from pdm_assets.lib.serving.contract import MachineHistory
+from pdm_assets.lib.serving.schema import MachineHistory
 from pdm_assets_tests.benchmarks.pipeline import project_env as bench_project_env
 from pdm_assets_tests.benchmarks.serving import free_port
 from pdm_assets_tests.benchmarks.serving import stop_process_group as stop
@@ -61,18 +62,54 @@ class TrainedProject:
             yield patch
 
 
-def make_service(project: TrainedProject, model_tag: str, home: Path) -> tuple[Any, ModuleType]:
-    """A service instance whose model reference is `model_tag` in the store at `home`."""
+def make_service(project: TrainedProject, model_tag: str) -> tuple[Any, ModuleType]:
+    """A service instance whose model reference is `model_tag` in the project's BentoML store.
+
+    BentoML resolves its store from BENTOML_HOME once per process, so every in-process service of a test
+    session reads the session project's store; a test that needs another model adds it there (variant_model).
+    """
     import bentoml
 
-    from pdm_assets.lib.serving.bento import bentoml_home
-
     sys.modules.pop(SERVICE_MODULE, None)
-    with project.settings_env() as patch, bentoml_home(home):
+    with project.settings_env() as patch:
+        patch.setenv("BENTOML_HOME", str(project.bentoml_home))
+        require_project_store(project)
         import bentos.pdm_service.service as module
 
         patch.setattr(module.PdmService.inner, "model_ref", bentoml.models.BentoModel(model_tag))
         return module.PdmService(), module
+
+
+def require_project_store(project: TrainedProject) -> None:
+    """Fail clearly if this process's BentoML store was resolved to another folder before."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        bentoml.models.get(project.bento["model_tag"])
+    except NotFound:
+        pytest.fail(f"this process's BentoML store is not {project.bentoml_home}: something used BentoML's "
+                    "store before the serving tests set BENTOML_HOME")
+
+
+def variant_model(project: TrainedProject, version: str, model: Any | None = None) -> tuple[str, Path]:
+    """A copy of the session's packed model (or of `model` with its metadata) as another version in the
+    project's store: its tag and its model file, for tests to break."""
+    import bentoml
+
+    from pdm_assets.lib.serving.model_file import MODEL_FILE, SHA256_KEY, load_model, save_model
+
+    with project.settings_env() as patch:
+        patch.setenv("BENTOML_HOME", str(project.bentoml_home))
+        require_project_store(project)
+        original = bentoml.models.get(project.bento["model_tag"])
+        name = project.bento["model_tag"].split(":")[0]
+        with contextlib.suppress(bentoml.exceptions.NotFound):
+            bentoml.models.delete(f"{name}:{version}")
+        metadata = {k: v for k, v in original.info.metadata.items() if k != SHA256_KEY}
+        tag = save_model(f"{name}:{version}", load_model(original) if model is None else model,
+                         metadata=metadata, labels={})
+        return tag, Path(bentoml.models.get(tag).path_of(MODEL_FILE))
 
 
 _CACHE: dict[str, TrainedProject] = {}
@@ -121,9 +158,9 @@ def materialize(selection: dg.AssetSelection,
     from pdm_assets.defs.resources import build_resources
     from pdm_assets.settings import get_settings
 
-    loaded = defs()
+    definitions = defs() if callable(defs) else defs  # `@dg.definitions` makes a loader
     return dg.materialize(
-        [*(loaded.assets or []), *(loaded.asset_checks or [])],
+        list(definitions.assets or []),
         selection=selection,
         resources=build_resources(get_settings()),
         instance=instance or dg.DagsterInstance.ephemeral(),
@@ -146,15 +183,18 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
         for name in ("telemetry", "errors", "maint", "machines", "failures")
     }
     project.features = result.output_for_node("features")
-    project.model = result.output_for_node("model")
-    project.bento = result.output_for_node("bento")
+    registered = result.output_for_node("model")  # a RegisteredModel
+    project.model = {**registered.contract, "pipeline": registered.trained.pipeline,
+                     "record": vars(registered.record)}
+    bento = result.output_for_node("bento")  # a BuiltBento
+    project.bento = {"tag": bento.tag, "model_tag": bento.model_tag, "path": bento.path}
     _CACHE["project"] = project
     return project
 
 
 def histories_at(project: TrainedProject, points: pd.DataFrame) -> list[MachineHistory]:
     """The requests a client would send for these (machineID, datetime) points."""
-    from pdm_assets.lib.serving.contract import histories_from_tables
+    from pdm_assets.lib.serving.requests_from_tables import histories_from_tables
 
     t = project.tables
     return histories_from_tables(t["telemetry"], t["errors"], t["maint"], t["machines"], points)

@@ -71,8 +71,9 @@ def test_prometheus_and_grafana_reach_the_services_by_their_compose_names() -> N
     for job in ("pdm-service", "pdm-drift"):
         host, port = targets[job].split(":")
         assert host in SERVICES, f"{job} scrapes {host}, not a compose service"
-        command = " ".join(SERVICES[host].get("command", []))
-        assert port in command or port == "3000", f"{host} does not listen on {port}"
+        settings = SERVICES[host].get("environment", {})
+        listens = " ".join([*SERVICES[host].get("command", []), *map(str, settings.values())])
+        assert port in listens, f"{host} does not listen on {port}"
     datasource = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     workspace = yaml.safe_load((DEPLOY / "dagster" / "workspace.yaml").read_text())

@@ -20,7 +20,8 @@ OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomizatio
 # Oldest and newest Kubernetes minor versions the manifests must be valid for (schemas ship in the
 # kubernetes-validate wheel; no cluster or network needed).
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
-SERVICE_PORT = 3000
+SERVICE_PORT = 3100  # the service's own default (bentos/pdm_service/service.py); Dagster keeps 3000
+METRICS_PORT = 3101
 
 
 @cache
@@ -69,7 +70,8 @@ def test_every_object_validates_against_the_kubernetes_schemas(rendered: tuple[d
     from kubernetes_validate.utils import SchemaNotFoundError
 
     kinds = {o["kind"] for o in rendered}
-    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"} <= kinds
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap",
+            "NetworkPolicy"} <= kinds
     for version in KUBERNETES_VERSIONS:
         for obj in rendered:
             if obj["apiVersion"].startswith("monitoring.coreos.com/"):
@@ -105,7 +107,7 @@ def test_selectors_ports_and_references_hold_together(rendered: tuple[dict[str, 
     service = one(rendered, "Service")
     assert service["spec"]["selector"].items() <= pod_labels.items()
     ports = {p["name"]: p["containerPort"] for p in container(rendered)["ports"]}
-    assert ports == {"http": SERVICE_PORT}
+    assert ports == {"http": SERVICE_PORT, "metrics": METRICS_PORT}
     for port in service["spec"]["ports"]:
         assert port["targetPort"] in ports
 
@@ -175,8 +177,8 @@ def test_probes_point_at_routes_the_service_has(rendered: tuple[dict[str, Any], 
         assert probe["path"] in routes, f"{name} probes {probe['path']}, which the service does not serve"
         assert probe["port"] in ports, name
     annotations = one(rendered, "Deployment")["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/path"] in routes
-    assert int(annotations["prometheus.io/port"]) == SERVICE_PORT
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert int(annotations["prometheus.io/port"]) == METRICS_PORT
 
 
 def test_servicemonitor_scrapes_the_service_port() -> None:
@@ -188,8 +190,8 @@ def test_servicemonitor_scrapes_the_service_port() -> None:
     assert service["metadata"]["name"] == "pdm-service"
     names = {p["name"] for p in service["spec"]["ports"]}
     for endpoint in monitor["spec"]["endpoints"]:
-        assert endpoint["port"] in names
-        assert endpoint["path"] in service_routes()
+        assert endpoint["port"] == "metrics" and endpoint["port"] in names
+        assert endpoint["path"] == "/metrics"
 
 
 def test_prod_spreads_more_replicas_than_dev() -> None:
@@ -197,3 +199,61 @@ def test_prod_spreads_more_replicas_than_dev() -> None:
     assert prod["spec"]["minReplicas"] > dev["spec"]["minReplicas"]
     assert "topologySpreadConstraints" in one(render("prod"), "Deployment")["spec"]["template"]["spec"]
     assert one(render("prod"), "Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def settings_of(rendered: tuple[dict[str, Any], ...]) -> dict[str, str]:
+    data: dict[str, str] = next(o for o in rendered if o["kind"] == "ConfigMap")["data"]
+    return data
+
+
+def test_metrics_have_their_own_port_that_only_monitoring_may_reach(rendered: tuple[dict[str, Any], ...]) -> None:
+    settings = settings_of(rendered)
+    assert int(settings["PDM_METRICS_PORT"]) == METRICS_PORT and settings["PDM_METRICS_HOST"] == "0.0.0.0"
+    policy = one(rendered, "NetworkPolicy")
+    pod_labels = one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    sources = {port["port"]: rule["from"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+    assert set(sources) == {"http", "metrics"}  # nothing else is open
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert sources["metrics"] == monitoring
+    assert monitoring[0] not in sources["http"]
+    assert all(set(peer) == {"namespaceSelector"} for peer in sources["http"])  # no pod selector that labels widen
+    # egress: DNS only
+    assert {(p["port"], p["protocol"]) for rule in policy["spec"]["egress"] for p in rule["ports"]} == {
+        (53, "UDP"), (53, "TCP")}
+
+
+def test_a_rolling_update_loses_no_request(rendered: tuple[dict[str, Any], ...]) -> None:
+    deployment = one(rendered, "Deployment")
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = deployment["spec"]["template"]["spec"]
+    pre_stop = int(container(rendered)["lifecycle"]["preStop"]["exec"]["command"][-1])
+    drain = float(settings_of(rendered)["PDM_DRAIN_SECONDS"])
+    from bentos.pdm_service.service import PdmService
+
+    timeout = PdmService.config["traffic"]["timeout"]
+    # preStop, then the drain, then the longest request must fit before the kubelet kills the pod
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + drain + timeout
+    assert container(rendered)["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_api_keys_come_from_a_secret_that_prod_requires() -> None:
+    for overlay, optional in (("dev", True), ("prod", False)):
+        env = {e["name"]: e for e in container(render(overlay))["env"]}
+        ref = env["PDM_API_KEYS"]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"], ref["optional"]) == ("pdm-service-api-keys", "keys", optional), overlay
+
+
+def test_prod_ingress_routes_only_the_api_over_tls() -> None:
+    objects = render("prod")
+    ingress = one(objects, "Ingress")
+    hosts = {h for tls in ingress["spec"]["tls"] for h in tls["hosts"]}
+    assert hosts and {rule["host"] for rule in ingress["spec"]["rules"]} <= hosts
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/ssl-redirect"] == "true"
+    paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert {(p["path"], p["pathType"]) for p in paths} == {("/predict", "Exact"), ("/model", "Exact")}
+    service = one(objects, "Service")
+    assert {p["backend"]["service"]["name"] for p in paths} == {service["metadata"]["name"]}
+    assert {p["backend"]["service"]["port"]["name"] for p in paths} == {"http"}
+    assert "/predict" in service_routes()

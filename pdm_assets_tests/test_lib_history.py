@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +13,10 @@ import pytest
 from pydantic import ValidationError
 
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, MIN_READINGS_24H, READINGS_COLUMN, build_features
-from pdm_assets.lib.serving.contract import (
-    HistoryError,
-    Limits,
-    MachineHistory,
-    ServingContract,
-    check_scores,
-    features_for_histories,
-    histories_from_tables,
-    history_arrays,
-    predictions,
-)
+from pdm_assets.lib.serving.contract import ServingContract, check_scores, predictions
+from pdm_assets.lib.serving.history_arrays import HistoryError, features_for_histories, history_arrays
+from pdm_assets.lib.serving.requests_from_tables import histories_from_tables
+from pdm_assets.lib.serving.schema import Limits, MachineHistory
 
 T0 = datetime(2015, 3, 2, 6)
 LIMITS = Limits(max_batch=3, max_telemetry_rows=30, max_event_rows=5)
@@ -277,6 +270,14 @@ SCHEMA_CASES = {
     "number for a time": ({"telemetry": [{**reading(T0), "datetime": 1425276000}]}, "datetime_type"),
     "misspelt field": ({"maintenence": []}, "extra_forbidden"),
     "missing maintenance": ({"maintenance": None}, "list_type"),
+    # what the pipeline quarantines (pdm_assets.lib.data.bounds) is refused too
+    "negative age": ({"age": -1}, "greater_than_equal"),
+    "machine 0": ({"machine_id": 0}, "greater_than_equal"),
+    "negative volt": ({"telemetry": [reading(T0, volt=-5.0)]}, "greater_than_equal"),
+    "volt of 4000": ({"telemetry": [reading(T0, volt=4000.0)]}, "less_than_equal"),
+    "volt of 1e300": ({"telemetry": [reading(T0, volt=1e300)]}, "less_than_equal"),
+    "volt of 1.7e308": ({"telemetry": [reading(T0, volt=1.7e308)]}, "less_than_equal"),
+    "as_of in year 9999": ({"as_of": datetime(9999, 1, 1)}, "value_error"),
 }
 
 
@@ -290,8 +291,51 @@ def test_wrong_types_and_unknown_codes_fail_parsing(case: str) -> None:
 
 def test_timestamps_with_an_offset_become_utc() -> None:
     body = history_dict(as_of=T0)
-    body["as_of"] = "2015-03-02T08:00:00+02:00"
-    assert parse(body)[0].as_of == T0
+    with_offset = {**body, "as_of": "2015-03-02T08:00:00+02:00",
+                   "telemetry": [{**r, "datetime": r["datetime"] + "Z"} for r in body["telemetry"]],
+                   "errors": [{**r, "datetime": r["datetime"] + "+00:00"} for r in body["errors"]],
+                   "maintenance": [{**r, "datetime": r["datetime"] + "-00:00"} for r in body["maintenance"]]}
+    converted, naive = parse(with_offset, body)
+    assert converted.as_of == T0
+    assert converted.model_dump() == naive.model_dump()
+
+
+def test_a_history_mixing_naive_and_offset_timestamps_names_the_first_odd_one() -> None:
+    body = history_dict(as_of=T0)
+    body["telemetry"][3]["datetime"] += "+01:00"
+    with pytest.raises(ValidationError) as caught:
+        parse(body)
+    error = caught.value.errors()[0]
+    assert "telemetry[3].datetime has UTC offset but as_of has no one" in error["msg"]
+
+
+def test_a_future_as_of_is_refused_and_the_present_is_not() -> None:
+    now = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    assert parse(history_dict(as_of=now))[0].as_of == now
+    with pytest.raises(ValidationError, match="as_of 9999-01-01T00:00:00 is in the future"):
+        parse(history_dict(as_of=datetime(9999, 1, 1)))
+
+
+@pytest.mark.parametrize("sensor", ["volt", "rotate", "pressure", "vibration"])
+def test_the_service_refuses_exactly_the_readings_the_pipeline_quarantines(sensor: str) -> None:
+    """One source of bounds: just outside a sensor's range is quarantined and refused, the bound itself passes."""
+    from pdm_assets.lib.data.bounds import SENSOR_RANGES
+    from pdm_assets.lib.data.validation import validate_table
+
+    low, high = SENSOR_RANGES[sensor]
+    values = [low - 0.5, low, high, high + 0.5]
+    frame = pd.DataFrame({"datetime": pd.date_range("2015-01-01 06:00", periods=4, freq="h"), "machineID": 1,
+                          "volt": 170.0, "rotate": 450.0, "pressure": 100.0, "vibration": 40.0})
+    frame[sensor] = values
+    outcome = validate_table("telemetry", frame, known_machines=[1])
+    quarantined = sorted(float(json.loads(record)[sensor]) for record in outcome.quarantine["record"])
+    refused = []
+    for value in values:
+        try:
+            MachineHistory.model_validate_json(json.dumps(history_dict(telemetry=[reading(T0) | {sensor: value}])))
+        except ValidationError:
+            refused.append(value)
+    assert quarantined == refused == [low - 0.5, high + 0.5]
 
 
 # --- scoring ----------------------------------------------------------------------------------------------

@@ -71,3 +71,31 @@ def test_rollback_command(
     assert tracking.alias_version(uri, "m") == "1"
     with pytest.raises(SystemExit):
         main(["rollback", "--version", "latest"])
+
+
+def test_a_registered_pickle_is_hashed_and_a_changed_byte_refuses_to_load(store: tuple[str, Path]) -> None:
+    import hashlib
+
+    from mlflow import MlflowClient
+
+    from pdm_assets.lib.integrity import IntegrityError
+
+    uri, artifacts = store
+    register(uri, artifacts, 1.0)
+    tracking.set_alias(uri, "m", "1")
+    [pickle_file] = artifacts.rglob("model.pkl")
+    tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("m", "1").tags
+    assert tags[tracking.ARTIFACT_SHA256_TAG] == hashlib.sha256(pickle_file.read_bytes()).hexdigest()
+
+    original = pickle_file.read_bytes()
+    middle = len(original) // 2
+    pickle_file.write_bytes(original[:middle] + bytes([original[middle] ^ 1]) + original[middle + 1:])
+    recorded = tags[tracking.ARTIFACT_SHA256_TAG]
+    with pytest.raises(IntegrityError, match=f"model.pkl has sha256 .*, but models:/m/1 .* recorded {recorded}"):
+        tracking.load_alias(uri, "m")
+
+    pickle_file.write_bytes(original)
+    assert tracking.load_alias(uri, "m") is not None
+    MlflowClient(tracking_uri=uri, registry_uri=uri).delete_model_version_tag("m", "1", tracking.ARTIFACT_SHA256_TAG)
+    with pytest.raises(IntegrityError, match="carries no sha256 of model.pkl"):
+        tracking.load_alias(uri, "m")

@@ -64,6 +64,12 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        """/metrics: on PDM_METRICS_PORT when the environment sets one (as the pod's does), else the API port."""
+        port = self.env.get("PDM_METRICS_PORT", self.port)
+        return f"http://127.0.0.1:{port}/metrics"
+
     def start(self) -> Server:
         env = {**os.environ, "BENTOML_HOME": str(self.home), "BENTOML_DO_NOT_TRACK": "true", **self.env}
         with self.log.open("ab") as log:
@@ -147,9 +153,12 @@ def payloads() -> list[tuple[list[int], bytes]]:
 
 
 def pod_settings() -> dict[str, str]:
-    """The environment the Kubernetes pod gets (deploy/k8s/base/service.env): PDM_ limits, BentoML workers."""
+    """The environment the Kubernetes pod gets (deploy/k8s/base/service.env): PDM_ limits, BentoML workers,
+    the metrics port; here on loopback and a free port."""
     lines = (DEPLOY / "k8s" / "base" / "service.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    settings = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    assert "PDM_METRICS_PORT" in settings
+    return {**settings, "PDM_METRICS_HOST": "127.0.0.1", "PDM_METRICS_PORT": str(free_port())}
 
 
 @pytest.fixture(scope="module")
@@ -172,11 +181,15 @@ def test_probe_and_scrape_paths_of_the_manifests_answer(service: Server) -> None
     pod = deployment["spec"]["template"]
     c = pod["spec"]["containers"][0]
     paths = {c[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe", "startupProbe")}
-    paths.add(pod["metadata"]["annotations"]["prometheus.io/path"])
     documented = set(requests.get(f"{service.url}/docs.json", timeout=10).json()["paths"])
     for path in sorted(paths):
         assert path in documented, f"{path} is not in the service's OpenAPI"
         assert status(f"{service.url}{path}") == 200, path
+    # the scrape path answers on the metrics port, and not on the public one
+    assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    # worker 1 opens the metrics port once its model is loaded; /readyz may have come from worker 2
+    wait_for("the metrics port", lambda: status(service.metrics_url) == 200, 60)
+    assert status(f"{service.url}/metrics") == 404
 
 
 # --- Prometheus ------------------------------------------------------------------------------------
@@ -202,7 +215,7 @@ def prometheus(service: Server, tmp_path: Path) -> Iterator[str]:
     if binary is None:
         pytest.skip("prometheus is not installed (Debian package `prometheus`)")
     port = free_port()
-    config = prometheus_config(f"127.0.0.1:{service.port}", tmp_path)
+    config = prometheus_config(f"127.0.0.1:{service.env['PDM_METRICS_PORT']}", tmp_path)
     log = (tmp_path / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
@@ -273,7 +286,7 @@ def test_every_metric_the_rules_and_dashboard_query_is_exported(
 
     predict(service.url, payloads[0][1])
     predict(service.url, b'{"histories": []}')  # a rejection: labelled counters appear with their first child
-    exported = metric_names(requests.get(f"{service.url}/metrics", timeout=10).text)
+    exported = metric_names(requests.get(service.metrics_url, timeout=10).text)
     exported |= {"pdm_feature_drift_psi"} & metric_names(drift.prometheus_text(_tiny_drift_report()))
     exprs = [r["expr"] for p in (DEPLOY / "prometheus" / "rules").glob("*.yml")
              for g in yaml.safe_load(p.read_text())["groups"] for r in g["rules"]]
@@ -455,7 +468,7 @@ def test_corrupt_model_keeps_readyz_false_and_logs_why(
         assert "not ready" in log and "could not be loaded" in log and name in log, log[-3000:]
         print("corrupt model:", next(line for line in log.splitlines() if "not ready:" in line)[:300])
         # without a model there is no pdm_model_info: PdmServiceNotReady's second condition
-        assert "pdm_model_info" not in metric_names(requests.get(f"{server.url}/metrics", timeout=10).text)
+        assert "pdm_model_info" not in metric_names(requests.get(server.metrics_url, timeout=10).text)
     finally:
         server.stop()
 

@@ -67,14 +67,14 @@ def bento_image(project: TrainedProject, tmp_path_factory: pytest.TempPathFactor
     assert result.success
     check = result.get_asset_check_evaluations()[0]
     assert (check.check_name, check.passed) == ("image_built", True)
-    value: dict[str, Any] = result.output_for_node("bento_container")
+    value: dict[str, Any] = vars(result.output_for_node("bento_container"))  # a ContainerResult
     return value
 
 
 @pytest.fixture
 def running_bento(bento_image: dict[str, Any]) -> Iterator[tuple[str, str]]:
     port = free_port()
-    container = podman("run", "-d", "-p", f"127.0.0.1:{port}:3000", str(bento_image["image"])).stdout.strip()
+    container = podman("run", "-d", "-p", f"127.0.0.1:{port}:3100", str(bento_image["image"])).stdout.strip()
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT_S

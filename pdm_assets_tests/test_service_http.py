@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving_support import Server, TrainedProject, copy_home, histories_at, request_body, serve_bento, trained_project
 
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
+from pdm_assets.lib.serving.model_file import MODEL_FILE
 
 MAX_BATCH, MAX_ROWS = 5, 48
 LIMITS_ENV = {"PDM_MAX_BATCH": str(MAX_BATCH), "PDM_MAX_TELEMETRY_ROWS": str(MAX_ROWS)}
@@ -88,18 +89,24 @@ def bad_input_cases(good: dict[str, Any]) -> dict[str, tuple[Any, int, str]]:
                                 "histories[0].telemetry[0].volt: Input should be a valid number"),
         "string machine id": ({"histories": [{**good, "machine_id": "7"}]}, 400,
                               "histories[0].machine_id: Input should be a valid integer"),
-        "NaN reading": (nan_body, 400, "histories[0].telemetry[0].volt: Input should be a finite number"),
-        "infinite reading": (inf_body, 400, "histories[0].telemetry[0].rotate: Input should be a finite number"),
+        "NaN reading": (nan_body, 422, "histories[0].telemetry[0].volt: Input should be a finite number"),
+        "infinite reading": (inf_body, 422, "histories[0].telemetry[0].rotate: Input should be a finite number"),
+        "volt of 4000": ({"histories": [with_reading(good, 0, volt=4000.0)]}, 422,
+                         "histories[0].telemetry[0].volt: Input should be less than or equal to 400"),
+        "machine 0": ({"histories": [{**good, "machine_id": 0}]}, 422,
+                      "histories[0].machine_id: Input should be greater than or equal to 1"),
+        "as_of in year 9999": ({"histories": [{**good, "as_of": "9999-01-01T00:00:00"}]}, 422,
+                               "histories[0].as_of: Value error, as_of 9999-01-01T00:00:00 is in the future"),
         "unknown error code": ({"histories": [{**good, "errors": [{"datetime": good["as_of"], "error_id": "E1"}]}]},
-                               400, "histories[0].errors[0].error_id: Input should be 'error1', 'error2'"),
+                               422, "histories[0].errors[0].error_id: Input should be 'error1', 'error2'"),
         "unknown component": ({"histories": [{**good, "maintenance": [{"datetime": good["as_of"], "comp": "c9"}]}]},
-                              400, "histories[0].maintenance[0].comp: Input should be 'comp1'"),
-        "unknown machine model": ({"histories": [{**good, "model": "model5"}]}, 400,
+                              422, "histories[0].maintenance[0].comp: Input should be 'comp1'"),
+        "unknown machine model": ({"histories": [{**good, "model": "model5"}]}, 422,
                                   "histories[0].model: Input should be 'model1'"),
         "unknown field": ({"histories": [{**good, "maintainance": []}]}, 400,
                           "histories[0].maintainance: Extra inputs are not permitted"),
-        "empty batch": ({"histories": []}, 400, "histories: List should have at least 1 item"),
-        "age out of range": ({"histories": [{**good, "age": 101}]}, 400,
+        "empty batch": ({"histories": []}, 422, "histories: List should have at least 1 item"),
+        "age out of range": ({"histories": [{**good, "age": 101}]}, 422,
                              "histories[0].age: Input should be less than or equal to 100"),
         "impossible date": ({"histories": [{**good, "as_of": "2015-02-30T00:00:00"}]}, 400,
                             "histories[0].as_of: Input should be a valid datetime"),
@@ -116,9 +123,9 @@ def bad_input_cases(good: dict[str, Any]) -> dict[str, tuple[Any, int, str]]:
         "too little history": ({"histories": [{**good, "telemetry": good["telemetry"][-12:]}]}, 422,
                                "histories[0].telemetry has 12 hourly readings in the 24 h window"),
         "oversized batch": ({"histories": [good] * (MAX_BATCH + 1)}, 413,
-                            f"histories has {MAX_BATCH + 1} items; send 1 to {MAX_BATCH} (PDM_MAX_BATCH)"),
+                            f"histories: List should have at most {MAX_BATCH} items"),
         "too many readings": ({"histories": [{**good, "telemetry": _hourly_before(good, MAX_ROWS + 1)}]}, 413,
-                              f"histories[0].telemetry has {MAX_ROWS + 1} rows; at most {MAX_ROWS}"),
+                              f"histories[0].telemetry: List should have at most {MAX_ROWS} items"),
     }
 
 
@@ -135,7 +142,8 @@ def _hourly_before(good: dict[str, Any], rows: int) -> list[dict[str, Any]]:
 
 CASE_NAMES = [
     "malformed JSON", "not an object", "empty body", "string for a number", "string machine id", "NaN reading",
-    "infinite reading", "unknown error code", "unknown component", "unknown machine model", "unknown field",
+    "infinite reading", "volt of 4000", "machine 0", "as_of in year 9999", "unknown error code", "unknown component",
+    "unknown machine model", "unknown field",
     "empty batch", "age out of range", "impossible date", "ancient maintenance", "reading after as_of",
     "unsorted readings", "duplicate readings", "too little history", "oversized batch", "too many readings",
 ]
@@ -150,12 +158,23 @@ def test_bad_input_gets_a_4xx_with_a_readable_message(case: str, client: httpx.C
     assert error.startswith(message), error
 
 
-def test_the_exact_message_for_a_record_after_as_of(client: httpx.Client, good: dict[str, Any]) -> None:
+def test_every_predict_rejection_is_one_json_object_with_an_error_sentence(
+    client: httpx.Client, good: dict[str, Any]
+) -> None:
+    """The rejection format, pinned once: an API rule, a schema error, and the guard's own answers."""
     last = len(good["telemetry"]) - 1
     response = post(client, {"histories": [with_reading(good, last, datetime=_plus_hours(good["as_of"], 1))]})
     assert response.json() == {"error": (
         f"histories[0].telemetry[{last}].datetime {_plus_hours(good['as_of'], 1)[:16]} is after as_of "
         f"{good['as_of'][:16]}; send only records at or before as_of")}
+    schema = post(client, {"histories": [with_reading(good, 2, volt=-5.0)]}).json()
+    assert schema == {"error": "histories[0].telemetry[2].volt: Input should be greater than or equal to 0",
+                      "reason": "out_of_range",
+                      "detail": [{"type": "greater_than_equal", "loc": ["histories", 0, "telemetry", 2, "volt"],
+                                  "msg": "Input should be greater than or equal to 0"}]}
+    form = client.post("/predict", content=b"{}", headers={"content-type": "multipart/form-data"}).json()
+    assert form == {"error": "Content-Type multipart/form-data is not allowed for /predict: send application/json",
+                    "reason": "http_415"}
 
 
 def test_other_methods_and_media_types_are_4xx_not_500(client: httpx.Client) -> None:
@@ -226,7 +245,8 @@ def test_overlapping_requests_each_get_their_own_answers_or_their_own_rejection(
     late = {**good, "as_of": "2000-01-01T00:00:00"}  # every record is after as_of: a 422 for this request only
     with server.client() as c:
         alone = [post(c, body).json() for body in bodies]
-    requests: list[Any] = [*bodies, {"histories": [late]}] * 4
+    # 12 at once: with PDM_MAX_BATCH=5 a worker holds at most 4 x 45 KB of bodies (the guard's byte budget)
+    requests: list[Any] = [*bodies, {"histories": [late]}] * 2
     with ThreadPoolExecutor(len(requests)) as pool, httpx.Client(base_url=server.url, timeout=60) as c:
         responses = list(pool.map(lambda body: post(c, body), requests))
     for body, response in zip(requests, responses, strict=True):
@@ -242,7 +262,7 @@ def test_a_corrupt_model_file_leaves_readyz_false_and_says_why(
 ) -> None:
     home = copy_home(project.bentoml_home, tmp_path / "bentoml_home")
     name, version = project.bento["model_tag"].split(":")
-    (home / "models" / name / version / "saved_model.pkl").write_bytes(b"\x80\x04corrupt")
+    (home / "models" / name / version / MODEL_FILE).write_bytes(b"\x80\x04corrupt")
     with serve_bento(project.bento["tag"], home, tmp_path / "serve.log", wait_ready=False) as broken:
         with broken.client() as c:
             assert c.get("/livez").status_code == 200

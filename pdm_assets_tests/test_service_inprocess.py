@@ -6,19 +6,17 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from prometheus_client import REGISTRY
-from serving_support import TrainedProject, copy_home, histories_at, make_service, trained_project
+from serving_support import TrainedProject, histories_at, make_service, trained_project, variant_model
 from sklearn.base import BaseEstimator
 
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
-from pdm_assets.lib.serving.bento import bentoml_home
-from pdm_assets.lib.serving.contract import MachineHistory
+from pdm_assets.lib.serving.schema import MachineHistory
 
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
 
@@ -30,7 +28,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
 
 @pytest.fixture(scope="module")
 def service(project: TrainedProject) -> Iterator[Any]:
-    instance, _ = make_service(project, project.bento["model_tag"], project.bentoml_home)
+    instance, _ = make_service(project, project.bento["model_tag"])
     yield instance
 
 
@@ -65,7 +63,7 @@ def test_the_model_card_comes_from_the_registry(project: TrainedProject, service
     card = service.model_card()
     model = project.model
     assert card["registered_version"] == model["record"]["version"]
-    assert card["mlflow_run_id"] == model["record"]["run_id"]
+    assert card["run_id"] == model["record"]["run_id"]
     assert card["data_source"] == "synthetic"
     assert (card["training_start"], card["training_end"]) == (model["training_start"], model["training_end"])
     assert card["feature_columns"] == model["feature_columns"]
@@ -117,22 +115,21 @@ def test_bad_history_becomes_an_http_4xx_with_the_reason_counted(
 
 
 def test_a_corrupt_model_file_keeps_the_service_unready_with_the_reason_logged(
-    project: TrainedProject, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    project: TrainedProject, caplog: pytest.LogCaptureFixture
 ) -> None:
-    home = copy_home(project.bentoml_home, tmp_path / "bentoml_home")
-    name, version = project.bento["model_tag"].split(":")
-    (home / "models" / name / version / "saved_model.pkl").write_bytes(b"not a pickle")
+    tag, model_file = variant_model(project, "v0-corrupt")
+    model_file.write_bytes(b"not a pickle")
     with caplog.at_level(logging.ERROR, logger="bentoml.service.pdm"):
-        instance, _ = make_service(project, project.bento["model_tag"], home)
+        instance, _ = make_service(project, tag)
     assert instance.__is_ready__() is False
-    assert re.fullmatch(f"model {project.bento['model_tag']} could not be loaded: \\w+: .*", instance.not_ready_reason)
+    assert re.fullmatch(f"model {tag} could not be loaded: \\w+: .*", instance.not_ready_reason)
     assert any("not ready: model" in r.getMessage() for r in caplog.records)
     with pytest.raises(ServiceUnavailable, match="no model loaded: model .* could not be loaded"):
         instance.predict(histories_at(project, project.features[["machineID", "datetime"]].head(1)))
 
 
-def test_a_missing_model_keeps_the_service_unready(project: TrainedProject, tmp_path: Path) -> None:
-    instance, _ = make_service(project, "pdm_failure_classifier:v999-missing", tmp_path / "empty_home")
+def test_a_missing_model_keeps_the_service_unready(project: TrainedProject) -> None:
+    instance, _ = make_service(project, "pdm_failure_classifier:v999-missing")
     assert instance.__is_ready__() is False
     assert instance.not_ready_reason == (
         "model pdm_failure_classifier:v999-missing could not be loaded: "
@@ -153,20 +150,26 @@ class CannotScore(BaseEstimator):  # type: ignore[misc]
         raise AttributeError("'FailureThenComponent' object has no attribute 'negative_fraction'")
 
 
-def test_a_model_that_loads_but_cannot_score_keeps_the_service_unready(
-    project: TrainedProject, tmp_path: Path
-) -> None:
-    import bentoml
-
-    home = copy_home(project.bentoml_home, tmp_path / "bentoml_home")
-    stored = None
-    with bentoml_home(home):
-        original = bentoml.models.get(project.bento["model_tag"])
-        stored = bentoml.sklearn.save_model("pdm_failure_classifier:v0-stale", CannotScore(),
-                                            metadata=original.info.metadata)
-    instance, _ = make_service(project, str(stored.tag), home)
+def test_a_model_that_loads_but_cannot_score_keeps_the_service_unready(project: TrainedProject) -> None:
+    stale, _ = variant_model(project, "v0-stale", CannotScore())
+    instance, _ = make_service(project, stale)
     assert instance.__is_ready__() is False
     assert instance.not_ready_reason.endswith(
         "could not be loaded: ValueError: the model cannot score with this code: "
         "AttributeError: 'FailureThenComponent' object has no attribute 'negative_fraction'"
     )
+
+
+def test_a_model_file_with_one_byte_changed_is_not_unpickled(
+    project: TrainedProject, caplog: pytest.LogCaptureFixture
+) -> None:
+    tag, model_file = variant_model(project, "v0-tampered")
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit of one byte
+    model_file.write_bytes(bytes(data))
+    with caplog.at_level(logging.ERROR, logger="bentoml.service.pdm"):
+        instance, _ = make_service(project, tag)
+    assert instance.__is_ready__() is False
+    assert f"could not be loaded: IntegrityError: {model_file} has sha256 " in instance.not_ready_reason
+    assert "refusing to unpickle it" in instance.not_ready_reason
+    assert any("not ready: model" in r.getMessage() and "sha256" in r.getMessage() for r in caplog.records)

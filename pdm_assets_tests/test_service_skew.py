@@ -11,7 +11,8 @@ from serving_support import TrainedProject, histories_at, make_service, trained_
 
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, READINGS_COLUMN
-from pdm_assets.lib.serving.contract import Limits, features_for_histories
+from pdm_assets.lib.serving.history_arrays import features_for_histories
+from pdm_assets.lib.serving.schema import Limits
 
 POINTS = 200
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
@@ -30,7 +31,7 @@ def points(project: TrainedProject) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def service(project: TrainedProject) -> Any:
-    instance, _ = make_service(project, project.bento["model_tag"], project.bentoml_home)
+    instance, _ = make_service(project, project.bento["model_tag"])
     return instance
 
 

@@ -1,125 +1,91 @@
 """Failure predictions over HTTP from raw machine history, with the feature code that trained the model.
 
 The request carries raw telemetry, errors and maintenance; features come from
-`pdm_assets.lib.modelling.features.build_features` (through `pdm_assets.lib.serving.contract`), and the threshold,
-horizon, feature list and lookbacks come from the packed model's metadata.
+`pdm_assets.lib.modelling.features.build_features` (through `pdm_assets.lib.serving.history_arrays`), and the
+threshold, horizon, feature list and lookbacks from the packed model's metadata (`ServingContract`).
 """
 
 from __future__ import annotations
 
-import functools
 import gc
-import json
 import logging
 import threading
 import time
-from http import HTTPStatus
-from types import SimpleNamespace
 from typing import Annotated, Any
 
 import bentoml
-from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bentos.pdm_service.drain import Drain
+from bentos.pdm_service.errors import ModelNotLoaded, Rejected
+from bentos.pdm_service.guard import RequestGuard
+from bentos.pdm_service.metrics import serve_metrics_port, service_metrics
 from pdm_assets.lib.serving.batching import CoalescingBatcher, merged_or_each
 from pdm_assets.lib.serving.contract import (
     MODEL_ROUTE,
     PREDICT_ROUTE,
     SERVICE_NAME,
-    HistoryError,
-    Limits,
-    MachineHistory,
-    Prediction,
     ServingContract,
     check_scores,
-    features_for_histories,
     predictions,
 )
 from pdm_assets.lib.serving.explain import OnDemandExplainer, wants_explanation
+from pdm_assets.lib.serving.history_arrays import HistoryError, features_for_histories
+from pdm_assets.lib.serving.model_file import load_model
 from pdm_assets.lib.serving.prediction_log import MONITOR_NAME, log_predictions, monitor_options
+from pdm_assets.lib.serving.schema import Histories, Limits, MachineHistory, Prediction
 from pdm_assets.settings import get_settings
 
 logger = logging.getLogger("bentoml.service.pdm")
-
-# HistoryError reasons that mean "too big" rather than "wrong", and the statuses the API answers them with.
-TOO_LARGE = {"batch_size", "too_many_rows"}
-API_REJECTIONS = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNPROCESSABLE_ENTITY}
-BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+SETTINGS = get_settings()
+SERVICE_PORT = 3100  # Dagster's UI keeps its own 3000, MLflow 5000 (docs/operations.md)
 
 # The packages come from bentos/requirements.txt through [tool.bentoml.build] in pyproject.toml. Every package
 # installs from wheels, so no apt layer is needed: a distro name BentoML does not know ("slim") keeps it from
 # adding its default one (compilers, git: about 250 MB) to the python:3.11-slim base.
 IMAGE = bentoml.images.Image(base_image="python:3.11-slim", distro="slim", python_version="3.11")
+# Memory: each request a worker holds is held parsed, about 9 times its body. The worker admits at most the
+# bodies of IN_FLIGHT_REQUESTS_OF_MAX_SIZE full PDM_MAX_REQUEST_BYTES requests at once (~300 MB parsed at the
+# default 8.2 MB) and answers 429 past that, so two workers and their models fit the 2 GiB pod whatever clients
+# send; a request is always admitted when the worker holds none. Requests: traffic.max_concurrency, which
+# BentoML splits over the workers, bounds the queue: 32 per worker of the pod's two, 2 per scoring thread,
+# about 0.5 s of work at one 24 h history each; past it BentoML answers 429 at once rather than let a request
+# wait towards the 60 s timeout. Worked out in docs/operations.md.
+IN_FLIGHT_REQUESTS_OF_MAX_SIZE = 4
+MAX_CONCURRENCY = 64
+DRAIN = Drain()  # one per worker process
 
 
 class ServiceArgs(BaseModel):
     """Build-time arguments, stored in the bento: which BentoML model to pack and serve."""
 
-    model_tag: str = f"{get_settings().registered_model_name}:latest"
+    model_tag: str = f"{SETTINGS.registered_model_name}:latest"
 
 
 ARGS = bentoml.use_arguments(ServiceArgs)
 
 
-@functools.cache
-def service_metrics() -> SimpleNamespace:
-    """Prometheus metrics, created once per process after the worker has set PROMETHEUS_MULTIPROC_DIR.
-
-    bentoml.metrics is deprecated in 1.4 in favour of prometheus_client, which it only re-exports;
-    the import is deferred for the same reason bentoml.metrics defers it.
-    """
-    import prometheus_client as prom
-
-    def metric(kind: Any, name: str, documentation: str, **options: Any) -> Any:
-        try:
-            return kind(name, documentation, **options)
-        except ValueError:  # registered by an earlier import of this module in the same process
-            return prom.REGISTRY._names_to_collectors[name]
-
-    return SimpleNamespace(
-        predictions=metric(prom.Counter, "pdm_predictions", "Histories scored, by alert", labelnames=["alert"]),
-        probability=metric(
-            prom.Histogram, "pdm_failure_probability", "P(any component fails within the horizon) per history",
-            buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
-        ),
-        feature_seconds=metric(
-            prom.Histogram, "pdm_feature_seconds", "Seconds to validate a request and compute its features",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-        ),
-        batch_size=metric(
-            prom.Histogram, "pdm_batch_size", "Histories per accepted /predict request", buckets=BATCH_BUCKETS,
-        ),
-        scored_together=metric(
-            prom.Histogram, "pdm_scored_together", "Histories scored in one model call (overlapping requests)",
-            buckets=BATCH_BUCKETS,
-        ),
-        rejections=metric(
-            prom.Counter, "pdm_validation_rejections", "Requests rejected as bad input, by reason",
-            labelnames=["reason"],
-        ),
-        model_info=metric(
-            prom.Gauge, "pdm_model_info", "The served model (always 1)", labelnames=["version", "bento_tag"],
-            multiprocess_mode="max",
-        ),
-        trained=metric(
-            prom.Gauge, "pdm_model_trained_timestamp_seconds",
-            "When the served model's training run started (unix time)", multiprocess_mode="max",
-        ),
-    )
+async def model_card_endpoint(request: Request) -> JSONResponse:
+    service = bentoml.get_current_service()
+    if service.contract is None:
+        return JSONResponse({"error": f"no model loaded: {service.not_ready_reason}"}, status_code=503)
+    return JSONResponse(service.model_card())
 
 
+# GET /model; mounted at the root so that the exact path matches (other paths pass through to the service).
+@bentoml.asgi_app(Starlette(routes=[Route(MODEL_ROUTE, model_card_endpoint, methods=["GET"])]), path="/")
 @bentoml.service(
     name=SERVICE_NAME,
     image=IMAGE,
     description="P(component failure within the model's horizon) from raw machine history.",
-    traffic={"timeout": 60},
+    http={"port": SERVICE_PORT},
+    traffic={"timeout": 60, "max_concurrency": MAX_CONCURRENCY},
     # Threads wait while one of them scores for all (CoalescingBatcher); with one, requests never overlap.
-    threads=get_settings().serving_threads,
+    threads=SETTINGS.serving_threads,
     labels={"project": "pdm-assets"},
 )
 class PdmService:
@@ -145,7 +111,7 @@ class PdmService:
             self.model_tag = str(stored.tag)
             contract = ServingContract.model_validate(stored.info.metadata)
             contract.check_compatible()
-            pipeline = bentoml.sklearn.load_model(stored)
+            pipeline = load_model(stored)  # after checking the file's sha256 against the model's metadata
             check_scores(pipeline, contract)
         except Exception as error:  # whatever a broken model raises, the service must stay up and unready
             self.not_ready_reason = f"model {self.model_tag} could not be loaded: {type(error).__name__}: {error}"
@@ -153,7 +119,7 @@ class PdmService:
             return
         self.pipeline, self.contract = pipeline, contract
         self.explainer = OnDemandExplainer(pipeline)
-        self.prediction_log = monitor_options(get_settings().prediction_log_dir)
+        self.prediction_log = monitor_options(SETTINGS.prediction_log_dir)
         self.model_version = f"{contract.registered_name}/{contract.registered_version} ({self.bento_tag})"
         self.metrics.model_info.labels(version=contract.registered_version, bento_tag=self.bento_tag).set(1)
         self.metrics.trained.set(contract.trained_at)
@@ -164,40 +130,45 @@ class PdmService:
         gc.collect()
         gc.freeze()
 
+    @bentoml.on_startup
+    def _serve_like_production(self) -> None:
+        """Under `bentoml serve` only: the drain on SIGTERM, and the metrics port (worker 1 serves it)."""
+        DRAIN.install(SETTINGS.drain_seconds)
+        if SETTINGS.metrics_port is not None and bentoml.server_context.worker_index in (None, 1):
+            serve_metrics_port(SETTINGS.metrics_host, SETTINGS.metrics_port)
+
     def __is_ready__(self) -> bool:
-        return self.pipeline is not None
+        return self.pipeline is not None and not DRAIN.draining
 
     @bentoml.api(route=PREDICT_ROUTE)
     def predict(
         self,
-        histories: Annotated[list[MachineHistory], Field(min_length=1)],
+        histories: Histories,
         explain: Annotated[bool, Field(description="Add each prediction's reasons (also ?explain=true).")] = False,
         ctx=None,  # the bentoml.Context, injected when served (unannotated: optional in-process)
     ) -> list[Prediction]:
         """P(failure within the horizon) for each machine history, in request order."""
         if self.pipeline is None or self.contract is None:
-            raise ServiceUnavailable(f"no model loaded: {self.not_ready_reason}")
+            raise ModelNotLoaded(f"no model loaded: {self.not_ready_reason}")
         self._use_one_thread()
         outcome = self.batcher(histories)
         if isinstance(outcome, HistoryError):
-            self.metrics.rejections.labels(reason=outcome.reason).inc()
-            too_large = outcome.reason in TOO_LARGE
-            status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_large else HTTPStatus.UNPROCESSABLE_ENTITY
-            raise BentoMLException(outcome.message, error_code=status) from outcome
+            rejected = Rejected.from_history_error(outcome)
+            self.metrics.rejections.labels(reason=rejected.reason).inc()
+            raise rejected from outcome
         self.metrics.batch_size.observe(len(histories))
-        result = outcome
-        alerts = sum(p.alert for p in result)
+        alerts = sum(p.alert for p in outcome)
         if alerts:
             self.metrics.predictions.labels(alert="true").inc(alerts)
-        if len(result) - alerts:
-            self.metrics.predictions.labels(alert="false").inc(len(result) - alerts)
-        for p in result:
+        if len(outcome) - alerts:
+            self.metrics.predictions.labels(alert="false").inc(len(outcome) - alerts)
+        for p in outcome:
             self.metrics.probability.observe(p.failure_probability)
         if wants_explanation(ctx.request.query_params.get("explain") if ctx is not None else None, explain):
-            result = self._explained(histories, result)
+            outcome = self._explained(histories, outcome)
         with bentoml.monitor(MONITOR_NAME, monitor_options=self.prediction_log) as monitor:
-            log_predictions(monitor, result)
-        return result
+            log_predictions(monitor, outcome)
+        return outcome
 
     def _explained(self, histories: list[MachineHistory], result: list[Prediction]) -> list[Prediction]:
         """The predictions with their reasons (features computed again: only requests that ask pay for it)."""
@@ -229,32 +200,12 @@ class PdmService:
             self._single_threaded.done = True
 
     def model_card(self) -> dict[str, Any]:
-        """The served model: versions, training data and period, contract and evaluation figures."""
+        """The served model: its contract (versions, training data and period, threshold, features, figures)
+        and what serves it."""
         if self.contract is None:
-            raise ServiceUnavailable(f"no model loaded: {self.not_ready_reason}")
-        c = self.contract
-        return {
-            "model_version": self.model_version,
-            "registered_name": c.registered_name,
-            "registered_version": c.registered_version,
-            "bento_tag": self.bento_tag,
-            "bentoml_model_tag": self.model_tag,
-            "mlflow_run_id": c.run_id,
-            "model_uri": c.model_uri,
-            "data_source": c.data_source,
-            "training_start": c.training_start,
-            "training_end": c.training_end,
-            "split": c.split,
-            "trained_at": c.trained_at,
-            "threshold": c.threshold,
-            "horizon_hours": c.horizon_hours,
-            "grid_hours": c.grid_hours,
-            "telemetry_lookback_hours": c.telemetry_lookback_hours,
-            "error_lookback_hours": c.error_lookback_hours,
-            "feature_columns": c.feature_columns,
-            "metrics": c.metrics,
-            "limits": vars(self.limits),
-        }
+            raise ModelNotLoaded(f"no model loaded: {self.not_ready_reason}")
+        return {**self.contract.model_dump(mode="json"), "model_version": self.model_version,
+                "bento_tag": self.bento_tag, "bentoml_model_tag": self.model_tag, "limits": vars(self.limits)}
 
 
 def _bento_tag() -> str:
@@ -266,107 +217,10 @@ def _bento_tag() -> str:
     return f"{name}:{bento_version}" if name else "source"
 
 
-async def _model_endpoint(request: Request) -> JSONResponse:
-    service = bentoml.get_current_service()
-    if service.contract is None:
-        return JSONResponse({"error": f"no model loaded: {service.not_ready_reason}"}, status_code=503)
-    return JSONResponse(service.model_card())
-
-
-# GET /model; mounted at the root so that the exact path matches (PassiveMount lets other routes through).
-bentoml.asgi_app(Starlette(routes=[Route(MODEL_ROUTE, _model_endpoint, methods=["GET"])]), path="/")(PdmService)
-
-
-FORM_MEDIA_TYPES = ("multipart/", "application/x-www-form-urlencoded")
-
-
-class RejectionMiddleware:
-    """Every 4xx of /predict as {"error": one readable sentence, ...}, counted by reason.
-
-    Schema errors (malformed JSON, wrong types, NaN, unknown codes) are raised by BentoML's pydantic
-    parsing before the API runs, so they are counted here; HistoryError rejections are counted by the API.
-    """
-
-    def __init__(self, app: Any, path: str = PREDICT_ROUTE) -> None:
-        self.app = app
-        self.path = path
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
-            await self.app(scope, receive, send)
-            return
-        media_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
-        if scope.get("method") == "POST" and media_type.startswith(FORM_MEDIA_TYPES):
-            # BentoML parses form bodies itself and fails with a 500 on a malformed one (no boundary).
-            service_metrics().rejections.labels(reason="http_415").inc()
-            message = f"Content-Type {media_type} is not allowed for {self.path}: send application/json"
-            await JSONResponse({"error": message}, status_code=415)(scope, receive, send)
-            return
-        held: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def capture(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
-                held["start"] = message
-                return
-            if message["type"] == "http.response.body" and "start" in held:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body"):
-                    return
-                body = self._rewrite(held["start"]["status"], b"".join(chunks))
-                headers = [(k, v) for k, v in held["start"]["headers"] if k.lower() != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                await send({**held["start"], "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-            await send(message)
-
-        await self.app(scope, receive, capture)
-
-    def _rewrite(self, status: int, body: bytes) -> bytes:
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            service_metrics().rejections.labels(reason=f"http_{status}").inc()
-            return json.dumps({"error": body.decode("utf-8", "replace").strip() or f"HTTP {status}"}).encode()
-        if isinstance(payload, list) and len(payload) == 1 and isinstance(payload[0], dict):
-            # BentoML's shape for a BentoMLException; the API counts its own (413, 422) by reason.
-            if status not in API_REJECTIONS:
-                service_metrics().rejections.labels(reason=f"http_{status}").inc()
-            return json.dumps(payload[0]).encode()
-        if isinstance(payload, dict) and isinstance(payload.get("detail"), list):
-            errors = payload["detail"]
-            reason = _schema_reason(errors)
-            service_metrics().rejections.labels(reason=reason).inc()
-            return json.dumps({"error": _schema_message(errors), "reason": reason, "detail": errors}).encode()
-        service_metrics().rejections.labels(reason=f"http_{status}").inc()
-        return body
-
-
-_SCHEMA_REASONS = {
-    "json_invalid": "malformed_json",
-    "finite_number": "not_finite",
-    "literal_error": "unknown_code",
-    "missing": "missing_field",
-    "extra_forbidden": "unknown_field",
-    "too_short": "batch_size",
-    "greater_than_equal": "out_of_range",
-    "less_than_equal": "out_of_range",
-}
-
-
-def _schema_reason(errors: list[dict[str, Any]]) -> str:
-    kind = str(errors[0].get("type", "")) if errors else ""
-    return _SCHEMA_REASONS.get(kind, "invalid_value" if kind.endswith(("_parsing", "_type")) else "invalid_request")
-
-
-def _schema_message(errors: list[dict[str, Any]], shown: int = 5) -> str:
-    parts = []
-    for error in errors[:shown]:
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.get("loc", ())).lstrip(".")
-        parts.append(f"{path or 'body'}: {error.get('msg', 'invalid')}")
-    more = f" (and {len(errors) - shown} more)" if len(errors) > shown else ""
-    return "; ".join(parts) + more
-
-
-PdmService.add_asgi_middleware(RejectionMiddleware)  # type: ignore[attr-defined]  # a bentoml Service at run time
+PdmService.add_asgi_middleware(  # type: ignore[attr-defined]  # a bentoml Service at run time
+    RequestGuard, predict_path=PREDICT_ROUTE, api_keys=SETTINGS.api_key_list(),
+    max_request_bytes=SETTINGS.request_byte_limit(),
+    in_flight_bytes=IN_FLIGHT_REQUESTS_OF_MAX_SIZE * SETTINGS.request_byte_limit(),
+    metrics_elsewhere=SETTINGS.metrics_port is not None,
+    draining=lambda: DRAIN.draining,
+)

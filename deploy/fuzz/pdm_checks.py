@@ -1,9 +1,9 @@
 """Schemathesis checks of our own, loaded with SCHEMATHESIS_HOOKS=pdm_checks (deploy/fuzz on PYTHONPATH).
 
 `client_error_has_message`: every 4xx answer tells the client what was wrong. For the model's API
-(/predict) that is JSON with a non-empty "error" sentence, as the service's RejectionMiddleware
-promises; BentoML's built-in routes may answer in plain text ("Method Not Allowed"), but never with
-an empty body.
+(/predict) that is JSON with a non-empty "error" sentence, as the service's RequestGuard promises
+(bentos/pdm_service/guard.py); BentoML's built-in routes may answer in plain text ("Method Not Allowed"), but
+never with an empty body.
 """
 
 from __future__ import annotations

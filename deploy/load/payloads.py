@@ -13,7 +13,7 @@ def build_payloads(count: int = 200, seed: int = 7, per_request: int = 1) -> lis
     """(machine ids, JSON body) pairs; each history is a synthetic machine's 24 h up to a random hour."""
     import pandas as pd
 
-    from pdm_assets.lib.serving.contract import histories_from_tables
+    from pdm_assets.lib.serving.requests_from_tables import histories_from_tables
     from pdm_assets.lib.synthetic.simulate import generate_fleet
 
     fleet = generate_fleet(machines=10, days=20, seed=seed)

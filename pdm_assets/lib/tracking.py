@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
+from pdm_assets.lib.integrity import sha256_hex, verified_bytes
+
 CHAMPION_ALIAS = "champion"
+# Model version tag: sha256 of the logged pickle, checked before any load unpickles it.
+ARTIFACT_SHA256_TAG = "model_pickle_sha256"
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,46 @@ def log_and_register(
             )
             version = str(info.registered_model_version)
             client.set_model_version_tag(registered_name, version, "data_source", tags.get("data_source", "unknown"))
+            client.set_model_version_tag(registered_name, version, ARTIFACT_SHA256_TAG,
+                                         _logged_pickle_sha256(info.model_uri))
             return ModelRecord(run.info.run_id, info.model_uri, registered_name, version)
+
+
+def _pickle_file(model_dir: Path) -> Path:
+    """The pickle of an MLflow sklearn model directory, as its MLmodel file names it."""
+    flavor = mlflow.models.Model.load(str(model_dir)).flavors["sklearn"]
+    return model_dir / str(flavor["pickled_model"])
+
+
+def _logged_pickle_sha256(model_uri: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        return sha256_hex(_pickle_file(local).read_bytes())
+
+
+def trust_version(tracking_uri: str, registered_name: str, version: str) -> str:
+    """Record the sha256 of a version's logged pickle as it is now (versions registered before hashing have
+    none); an operator's explicit decision that this artifact is the one trained. Returns the digest."""
+    with tracking(tracking_uri) as client:
+        found = client.get_model_version(registered_name, version)
+        digest = _logged_pickle_sha256(f"models:/{registered_name}/{found.version}")
+        client.set_model_version_tag(registered_name, str(found.version), ARTIFACT_SHA256_TAG, digest)
+    return digest
+
+
+def load_verified_pipeline(client: MlflowClient, registered_name: str, version: str) -> Pipeline:
+    """The pipeline of a registered version, unpickled only if its file matches the version's sha256 tag.
+
+    Call inside `tracking(...)`. Raises pdm_assets.lib.integrity.IntegrityError when the tag is missing or
+    the artifact changed since it was registered."""
+    expected = client.get_model_version(registered_name, version).tags.get(ARTIFACT_SHA256_TAG)
+    uri = f"models:/{registered_name}/{version}"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        verified_bytes(_pickle_file(local), expected, f"{uri} (tag {ARTIFACT_SHA256_TAG})")
+        # The private copy just checked is what MLflow loads; nothing else writes to it.
+        pipeline: Pipeline = mlflow.sklearn.load_model(str(local))
+    return pipeline
 
 
 MODEL_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
@@ -187,7 +231,7 @@ def load_alias(tracking_uri: str, registered_name: str, alias: str = CHAMPION_AL
     if version is None:
         return None
     uri = f"models:/{registered_name}/{version}"
-    with tracking(tracking_uri):
-        pipeline = mlflow.sklearn.load_model(uri)
+    with tracking(tracking_uri) as client:
+        pipeline = load_verified_pipeline(client, registered_name, version)
         metadata = mlflow.models.get_model_info(uri).metadata or {}
     return LoadedModel(pipeline, version, dict(metadata))

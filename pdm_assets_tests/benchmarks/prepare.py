@@ -73,7 +73,9 @@ def main(argv: Sequence[str]) -> None:
 
     from pdm_assets.lib.data.sources import load_raw
     from pdm_assets.lib.serving.bento import load_champion
-    from pdm_assets.lib.serving.contract import Limits, MachineHistory, features_for_histories, histories_from_tables
+    from pdm_assets.lib.serving.history_arrays import features_for_histories
+    from pdm_assets.lib.serving.requests_from_tables import histories_from_tables
+    from pdm_assets.lib.serving.schema import Limits, MachineHistory
     from pdm_assets.settings import get_settings
 
     settings = get_settings()

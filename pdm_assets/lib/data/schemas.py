@@ -8,17 +8,14 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from pdm_assets.lib.data.bounds import (
+    MAX_MACHINE_AGE_YEARS,
+    MIN_MACHINE_AGE_YEARS,
+    MIN_MACHINE_ID,
+    SENSOR_RANGES,
+    latest_plausible_time,
+)
 from pdm_assets.lib.data.tables import COMPONENTS, ERROR_IDS, MACHINE_MODELS, TableName
-
-# Plausible physical ranges; the real data sits well inside them (volt 97-256, rotate 138-695,
-# pressure 51-186, vibration 14-77), so a reading outside is a sensor or transcription fault.
-SENSOR_RANGES: dict[str, tuple[float, float]] = {
-    "volt": (0.0, 400.0),
-    "rotate": (0.0, 1200.0),
-    "pressure": (0.0, 400.0),
-    "vibration": (0.0, 200.0),
-}
-MAX_MACHINE_AGE_YEARS = 100
 
 
 def _reading(sensor: str) -> Any:
@@ -28,11 +25,11 @@ def _reading(sensor: str) -> Any:
 
 class _Timed(pa.DataFrameModel):
     datetime: Series[pd.Timestamp] = pa.Field(coerce=True, nullable=False)
-    machineID: Series[int] = pa.Field(ge=1, coerce=True, nullable=False)
+    machineID: Series[int] = pa.Field(ge=MIN_MACHINE_ID, coerce=True, nullable=False)
 
     @pa.check("datetime", name="not_in_the_future")
     def not_in_the_future(cls, times: Series[pd.Timestamp]) -> Series[bool]:
-        return Series[bool](times <= pd.Timestamp.now())
+        return Series[bool](times <= pd.Timestamp(latest_plausible_time()))
 
     class Config:
         strict = True
@@ -84,9 +81,11 @@ class Failures(_Timed):
 class Machines(pa.DataFrameModel):
     """One row per machine."""
 
-    machineID: Series[int] = pa.Field(ge=1, coerce=True, unique=True)
+    machineID: Series[int] = pa.Field(ge=MIN_MACHINE_ID, coerce=True, unique=True)
     model: Series[str] = pa.Field(isin=list(MACHINE_MODELS), coerce=True)
-    age: Series[int] = pa.Field(in_range={"min_value": 0, "max_value": MAX_MACHINE_AGE_YEARS}, coerce=True)
+    age: Series[int] = pa.Field(
+        in_range={"min_value": MIN_MACHINE_AGE_YEARS, "max_value": MAX_MACHINE_AGE_YEARS}, coerce=True
+    )
 
     class Config:
         strict = True

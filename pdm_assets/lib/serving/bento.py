@@ -23,7 +23,8 @@ from typing import Any, Literal
 from sklearn.pipeline import Pipeline
 
 from pdm_assets.lib.serving.contract import MODEL_ROUTE, SERVICE_NAME, ServingContract, check_scores
-from pdm_assets.lib.tracking import CHAMPION_ALIAS, tracking
+from pdm_assets.lib.serving.model_file import save_model
+from pdm_assets.lib.tracking import CHAMPION_ALIAS, load_verified_pipeline, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def load_champion(tracking_uri: str, registered_name: str, alias: str = CHAMPION
         found = _alias_holder(client, tracking_uri, registered_name, alias, ": materialize the `model` asset first")
         uri = f"models:/{registered_name}/{found.version}"
         info = mlflow.models.get_model_info(uri)
-        pipeline = mlflow.sklearn.load_model(uri)
+        pipeline = load_verified_pipeline(client, registered_name, str(found.version))
         run = client.get_run(str(found.run_id))
     contract = ServingContract.model_validate({
         **(info.metadata or {}),
@@ -185,14 +186,13 @@ def import_model(champion: Champion) -> str:
     tag = f"{contract.registered_name}:{champion.version}"
     with suppress(NotFound):
         bentoml.models.delete(tag)
-    saved = bentoml.sklearn.save_model(
+    return save_model(  # pickle and its sha256 in the metadata (lib/serving/model_file.py)
         tag,
         champion.pipeline,
         metadata=contract.model_dump(mode="json"),
         labels={"mlflow_version": contract.registered_version, "mlflow_run_id": contract.run_id,
                 "data_source": contract.data_source},
     )
-    return str(saved.tag)
 
 
 def build_bento(model_tag: str, version: str, project_root: Path = PROJECT_ROOT) -> tuple[str, Path, int, list[str]]:
