@@ -34,7 +34,7 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(project: TrainedProject, log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("explain") / "serve.log"
-    with serve_bento(project.bento.tag, project.bentoml_home, log,
+    with serve_bento(project.bento["tag"], project.bentoml_home, log,
                      extra_env={"PDM_PREDICTION_LOG_DIR": str(log_dir)}) as running:
         yield running
 
@@ -43,8 +43,8 @@ def server(project: TrainedProject, log_dir: Path, tmp_path_factory: pytest.Temp
 def rows(project: TrainedProject) -> Any:
     """The riskiest feature rows, so the reasons are those of alerts."""
     features = project.features
-    trained = project.model.trained
-    scores = trained.pipeline[-1].failure_proba(trained.pipeline[0].transform(features[trained.feature_columns]))
+    pipeline, columns = project.model["pipeline"], project.model["feature_columns"]
+    scores = pipeline[-1].failure_proba(pipeline[0].transform(features[columns]))
     return features.iloc[np.argsort(-scores)[:ROWS]].reset_index(drop=True)
 
 
@@ -67,8 +67,7 @@ def test_reasons_only_when_asked_and_the_same_either_way(project: TrainedProject
     assert [{k: v for k, v in a.items() if k != "reasons"} for a in by_query] == plain
     assert by_query == by_body
 
-    trained = project.model.trained
-    expected = FailureExplainer(trained.pipeline).reasons(rows[trained.feature_columns])
+    expected = FailureExplainer(project.model["pipeline"]).reasons(rows[project.model["feature_columns"]])
     for answer, reasons in zip(by_query, expected, strict=True):
         assert [r["feature"] for r in answer["reasons"]] == [r.feature for r in reasons]
         np.testing.assert_allclose([r["contribution"] for r in answer["reasons"]],
@@ -93,6 +92,6 @@ def test_every_answer_is_logged_where_the_pipeline_reads_it(
         answer = by_point[(row.machine_id, row.as_of.isoformat())]
         assert row.failure_probability == pytest.approx(answer["failure_probability"], abs=1e-12)
         assert row.alert == answer["alert"] and row.model_version == answer["model_version"]
-    for_outcomes = logged_predictions(log, project.model.horizon_hours)
+    for_outcomes = logged_predictions(log, project.model["horizon_hours"])
     assert len(for_outcomes) == len(log) and (for_outcomes["source"] == "service").all()
     assert for_outcomes["score"].tolist() == log["failure_probability"].tolist()
