@@ -9,11 +9,12 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # Ports: each tool's own where it has one (Dagster UI 3000, MLflow 5000); the service 3100 (its config).
 SERVE_PORT ?= 3100
 
-.PHONY: install run test test-fast ui serve mlflow-ui lint typecheck clean help rollback trust champion up down load bench
+.PHONY: install run test test-fast ui serve mlflow-ui lint typecheck clean help report rollback trust champion up down load bench
 
 help:
 	@echo "make run        install what is missing, then materialize every asset (a summary at the end)"
 	@echo "make test       run the test suite (make test-fast: the unit tier only)"
+	@echo "make report     score the latest complete day, then reports/fleet_report.html for the planner"
 	@echo "make ui         Dagster UI (webserver + daemon) on http://127.0.0.1:3000"
 	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 for the local store (mlflow.db)"
 	@echo "make serve      serve the current champion's bento on http://127.0.0.1:$(SERVE_PORT)"
@@ -41,9 +42,13 @@ $(DAGSTER_HOME)/dagster.yaml:
 
 install: .venv/.synced .env $(DAGSTER_HOME)/dagster.yaml
 
+# The daily `planning` assets (fleet_risk, outcomes, the report) are partitioned by day: `make report`.
 run: install
-	$(RUN) dg launch --assets '*'
+	$(RUN) dg launch --assets '* and not group:planning'
 	$(RUN) python -m pdm_assets.cli summary
+
+report: install
+	$(RUN) python -m pdm_assets.cli report
 
 test: install
 	$(RUN) pytest
