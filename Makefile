@@ -9,11 +9,12 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # Ports: each tool's own where it has one (Dagster UI 3000, MLflow 5000); the service 3100 (its config).
 SERVE_PORT ?= 3100
 
-.PHONY: install run test test-fast ui serve mlflow-ui lint typecheck clean help rollback champion up down load bench
+.PHONY: install run test test-fast ui serve mlflow-ui lint typecheck clean help report rollback trust champion up down load bench
 
 help:
 	@echo "make run        install what is missing, then materialize every asset (a summary at the end)"
 	@echo "make test       run the test suite (make test-fast: the unit tier only)"
+	@echo "make report     score the latest complete day, then reports/fleet_report.html for the planner"
 	@echo "make ui         Dagster UI (webserver + daemon) on http://127.0.0.1:3000"
 	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 for the local store (mlflow.db)"
 	@echo "make serve      serve the current champion's bento on http://127.0.0.1:$(SERVE_PORT)"
@@ -21,6 +22,7 @@ help:
 	@echo "make down       stop the local stack"
 	@echo "make load       Locust, 50 rps for 60 s against bentoml serve on loopback, results asserted"
 	@echo "make rollback VERSION=n   move the champion alias back to version n"
+	@echo "make trust VERSION=n      record the sha256 of a version registered before models were hashed"
 	@echo "make bench      pipeline at 100/300/1,000 machines, serving vs mlflow (<= 15 min): reports/benchmarks.{json,md}"
 
 $(LOCAL_UV):
@@ -40,9 +42,13 @@ $(DAGSTER_HOME)/dagster.yaml:
 
 install: .venv/.synced .env $(DAGSTER_HOME)/dagster.yaml
 
+# The daily `planning` assets (fleet_risk, outcomes, the report) are partitioned by day: `make report`.
 run: install
-	$(RUN) dg launch --assets '*'
+	$(RUN) dg launch --assets '* and not group:planning'
 	$(RUN) python -m pdm_assets.cli summary
+
+report: install
+	$(RUN) python -m pdm_assets.cli report
 
 test: install
 	$(RUN) pytest
@@ -72,6 +78,10 @@ clean:
 rollback: install
 	@test -n "$(VERSION)" || { echo "usage: make rollback VERSION=n"; exit 2; }
 	$(RUN) python -m pdm_assets.cli rollback --version "$(VERSION)"
+
+trust: install
+	@test -n "$(VERSION)" || { echo "usage: make trust VERSION=n"; exit 2; }
+	$(RUN) python -m pdm_assets.cli trust --version "$(VERSION)"
 
 champion: install
 	$(RUN) python -m pdm_assets.cli champion

@@ -1,4 +1,4 @@
-"""Operator commands: `python -m pdm_assets.cli summary | serve | rollback --version N | champion`."""
+"""Operator commands: `python -m pdm_assets.cli summary | serve | rollback --version N | champion | report`."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("--version", required=True, help="registered model version, e.g. 3")
     rollback.add_argument("--reason", default="manual rollback")
     commands.add_parser("champion", help="print the champion version and the alias history as JSON")
+    trust = commands.add_parser("trust", help="record the sha256 of a version registered before models were hashed")
+    trust.add_argument("--version", required=True, help="registered model version, e.g. 3")
+    commands.add_parser("report", help="score the latest complete day, then write reports/fleet_report.html")
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -34,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return serve_champion(settings, args.host, args.port)
+    if args.command == "report":
+        from pdm_assets.defs.planning.report_run import make_report
+
+        print(f"wrote {make_report(settings)}")
+        return 0
     return alias_command(settings, args, parser)
 
 
@@ -78,12 +86,20 @@ def serve_champion(settings: Settings, host: str, port: int) -> int:
 def alias_command(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from mlflow.exceptions import MlflowException
 
-    from pdm_assets.lib.tracking import CHAMPION_ALIAS, alias_history, alias_version, set_alias
+    from pdm_assets.lib.tracking import CHAMPION_ALIAS, alias_history, alias_version, set_alias, trust_version
 
     uri, name = settings.mlflow_tracking_uri, settings.registered_model_name
+    if args.command in ("rollback", "trust") and not str(args.version).isdigit():
+        parser.error(f"--version must be a registered version number, got {args.version!r}")
+    if args.command == "trust":
+        try:
+            digest = trust_version(uri, name, str(args.version))
+        except MlflowException as error:
+            print(f"cannot record the digest of {name} version {args.version}: {error.message}", file=sys.stderr)
+            return 2
+        print(f"{name}/{args.version}: sha256 {digest} recorded; loads now check the artifact against it")
+        return 0
     if args.command == "rollback":
-        if not str(args.version).isdigit():
-            parser.error(f"--version must be a registered version number, got {args.version!r}")
         try:
             set_alias(uri, name, str(args.version), CHAMPION_ALIAS, reason=args.reason)
         except MlflowException as error:

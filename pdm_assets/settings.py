@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -118,6 +118,15 @@ class Settings(BaseSettings):
     # When set, the drift check also pushes its gauges here: on Kubernetes a run's pod (and its files) is gone
     # before anything scrapes it, and a Pushgateway needs no volume shared with an exporter.
     pushgateway_url: str | None = None
+
+    # --- the planner's view (fleet_risk, prediction_outcomes, fleet_report)
+    maintenance_capacity: int = Field(default=5, ge=0)  # machines a crew can visit per day
+    fleet_risk_start: date = date(2015, 1, 1)  # the first daily partition of fleet_risk
+    fleet_risk_dir: str = "reports/fleet_risk"  # a folder or an fsspec URI (s3://bucket/prefix)
+    prediction_log_dir: Path = Path("data/predictions")  # where the service's bentoml.monitor writes
+    outcome_top_n: int = Field(default=5, ge=1)  # precision of each day's top N of the worklist
+    realized_recall_weeks: int = Field(default=4, ge=1)  # K: the realized_recall check's window
+    realized_recall_min_events: int = Field(default=3, ge=1)  # fewer events in the window: nothing to judge
 
     @model_validator(mode="after")
     def _split_dates_are_ordered(self) -> Settings:

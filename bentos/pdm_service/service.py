@@ -11,10 +11,10 @@ import gc
 import logging
 import threading
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -34,8 +34,10 @@ from pdm_assets.lib.serving.contract import (
     check_scores,
     predictions,
 )
+from pdm_assets.lib.serving.explain import OnDemandExplainer, wants_explanation
 from pdm_assets.lib.serving.history_arrays import HistoryError, features_for_histories
 from pdm_assets.lib.serving.model_file import load_head, load_model
+from pdm_assets.lib.serving.prediction_log import MONITOR_NAME, log_predictions, monitor_options
 from pdm_assets.lib.serving.schema import Histories, Limits, MachineHistory, Prediction
 from pdm_assets.settings import get_settings
 
@@ -123,6 +125,8 @@ class PdmService:
             logger.error("not ready: %s", self.not_ready_reason)
             return
         self.pipeline, self.contract, self.early_warning = pipeline, contract, early_warning
+        self.explainer = OnDemandExplainer(pipeline)
+        self.prediction_log = monitor_options(SETTINGS.prediction_log_dir)
         self.model_version = f"{contract.registered_name}/{contract.registered_version} ({self.bento_tag})"
         self.metrics.model_info.labels(version=contract.registered_version, bento_tag=self.bento_tag).set(1)
         self.metrics.trained.set(contract.trained_at)
@@ -144,7 +148,12 @@ class PdmService:
         return self.pipeline is not None and not DRAIN.draining
 
     @bentoml.api(route=PREDICT_ROUTE)
-    def predict(self, histories: Histories) -> list[Prediction]:
+    def predict(
+        self,
+        histories: Histories,
+        explain: Annotated[bool, Field(description="Add each prediction's reasons (also ?explain=true).")] = False,
+        ctx=None,  # the bentoml.Context, injected when served (unannotated: optional in-process)
+    ) -> list[Prediction]:
         """P(failure within the horizon) for each machine history, in request order."""
         if self.pipeline is None or self.contract is None:
             raise ModelNotLoaded(f"no model loaded: {self.not_ready_reason}")
@@ -162,7 +171,18 @@ class PdmService:
             self.metrics.predictions.labels(alert="false").inc(len(outcome) - alerts)
         for p in outcome:
             self.metrics.probability.observe(p.failure_probability)
+        if wants_explanation(ctx.request.query_params.get("explain") if ctx is not None else None, explain):
+            outcome = self._explained(histories, outcome)
+        with bentoml.monitor(MONITOR_NAME, monitor_options=self.prediction_log) as monitor:
+            log_predictions(monitor, outcome)
         return outcome
+
+    def _explained(self, histories: list[MachineHistory], result: list[Prediction]) -> list[Prediction]:
+        """The predictions with their reasons (features computed again: only requests that ask pay for it)."""
+        assert self.contract is not None
+        features = features_for_histories(histories, limits=self.limits)
+        reasons = self.explainer.reasons(features, self.contract.feature_columns)
+        return [p.model_copy(update={"reasons": r}) for p, r in zip(result, reasons, strict=True)]
 
     def _score_requests(self, requests: list[list[MachineHistory]]) -> list[list[Prediction] | HistoryError]:
         """Overlapping requests in one feature and model call; a rejected history fails its own request only."""

@@ -41,7 +41,9 @@ def main() -> None:
     from pdm_assets.settings import get_settings
 
     result = dg.materialize(
-        list(defs.assets or []), selection=dg.AssetSelection.all() - dg.AssetSelection.assets("bento_container"),
+        list(defs.assets or []),
+        selection=dg.AssetSelection.all() - dg.AssetSelection.assets("bento_container")
+        - dg.AssetSelection.groups("planning"),
         resources=defs.resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=True,
     )
     bento = result.output_for_node("bento")

@@ -12,9 +12,14 @@ CHAMPION_MOVED = (
 ) & ~dg.AutomationCondition.any_deps_in_progress()
 
 
+# Realized outcomes feed the model only through their realized_recall check: never having been computed does
+# not hold training back.
+OUTCOMES = "prediction_outcomes"
+
+
 def retrain(cron: str) -> dg.AutomationCondition:
-    """A challenger is trained when a check on an upstream asset (the drift check on features) newly fails,
-    or on the cron; never while upstream is missing or being refreshed."""
+    """A challenger is trained when a check on an upstream asset (the drift check on features, realized_recall
+    on prediction_outcomes) newly fails, or on the cron; never while upstream is missing or being refreshed."""
     return (
         (
             dg.AutomationCondition.any_deps_match(
@@ -22,7 +27,7 @@ def retrain(cron: str) -> dg.AutomationCondition:
             )
             | dg.AutomationCondition.on_cron(cron)
         )
-        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(OUTCOMES))
         & ~dg.AutomationCondition.any_deps_in_progress()
     )
 

@@ -107,6 +107,11 @@ class MLflowResource(dg.ConfigurableResource):
     def load_alias(self, alias: str = CHAMPION_ALIAS) -> tracking.LoadedModel | None:
         return _tracking().load_alias(self.tracking_uri, self.registered_model_name, alias)
 
+    def download_run_files(self, version: str, paths: list[str], destination: Path) -> dict[str, Path]:
+        """Artifacts of the run that logged `version` (evaluation.json, model_card.md, plots)."""
+        return _tracking().download_run_files(self.tracking_uri, self.registered_model_name, version, paths,
+                                              destination)
+
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Every resource the definitions need, from one Settings object (tests pass their own)."""

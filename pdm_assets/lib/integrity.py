@@ -23,7 +23,8 @@ def verified_bytes(path: Path, expected: str | None, what: str) -> bytes:
     The returned bytes are the ones checked: load from them, not from the path again."""
     if not expected:
         raise IntegrityError(f"{what} carries no sha256 of {path.name}: it was stored before model files were "
-                             "hashed, or the record was stripped; register and package the model again")
+                             "hashed, or the record was stripped; register and package the model again, or, for a "
+                             "registered version you trust as it is, record its digest with `make trust VERSION=n`")
     data = path.read_bytes()
     actual = sha256_hex(data)
     if actual != expected:

@@ -137,6 +137,16 @@ def _logged_pickle_sha256(model_uri: str) -> str:
         return sha256_hex(_pickle_file(local).read_bytes())
 
 
+def trust_version(tracking_uri: str, registered_name: str, version: str) -> str:
+    """Record the sha256 of a version's logged pickle as it is now (versions registered before hashing have
+    none); an operator's explicit decision that this artifact is the one trained. Returns the digest."""
+    with tracking(tracking_uri) as client:
+        found = client.get_model_version(registered_name, version)
+        digest = _logged_pickle_sha256(f"models:/{registered_name}/{found.version}")
+        client.set_model_version_tag(registered_name, str(found.version), ARTIFACT_SHA256_TAG, digest)
+    return digest
+
+
 def load_verified_pipeline(
     client: MlflowClient, registered_name: str, version: str, head: tuple[str, str] | None = None
 ) -> Pipeline:
@@ -217,6 +227,23 @@ def alias_version(tracking_uri: str, registered_name: str, alias: str = CHAMPION
             return str(client.get_model_version_by_alias(registered_name, alias).version)
         except MlflowException:
             return None
+
+
+def download_run_files(
+    tracking_uri: str, registered_name: str, version: str, paths: list[str], destination: Path
+) -> dict[str, Path]:
+    """The named artifacts (files or folders) of the run that logged `version`; those it lacks are left out."""
+    found = {}
+    with tracking(tracking_uri) as client:
+        run_id = client.get_model_version(registered_name, version).run_id
+        for path in paths:
+            try:
+                local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
+                                                            dst_path=str(destination), tracking_uri=tracking_uri)
+            except (MlflowException, OSError):  # not logged for this run (e.g. never evaluated)
+                continue
+            found[path] = Path(local)
+    return found
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from pdm_assets.defs.automation import retrain
+from pdm_assets.defs.automation import OUTCOMES, retrain
 from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.data.tables import Provenance
@@ -29,7 +29,9 @@ GROUP = "training"
 def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
     """The `model` asset, retrained after a failed drift check or on the cron the settings name."""
 
-    @dg.asset(name="model", group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=retrain(retrain_cron))
+    # prediction_outcomes is a dependency for its realized_recall check only: its failure requests a retrain.
+    @dg.asset(name="model", group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=retrain(retrain_cron),
+              deps=[OUTCOMES])
     def model(
         context: dg.AssetExecutionContext,
         settings: ProjectSettings,

@@ -141,7 +141,13 @@ def push_drift_metrics(
 
     PUT replaces everything the job pushed before, so a feature that left the report leaves the gateway too.
     """
-    registry = drift_registry(report)
+    return push_registry(drift_registry(report), gateway_url, job, timeout)
+
+
+def push_registry(
+    registry: CollectorRegistry, gateway_url: str, job: str, timeout: float = PUSH_TIMEOUT_SECONDS
+) -> str | None:
+    """PUT a registry's gauges to a Pushgateway under `job`; None when it took them, else why not."""
     try:
         push_to_gateway(gateway_url, job=job, registry=registry, timeout=timeout)
     except (OSError, http.client.HTTPException, ValueError) as error:  # URLError and HTTPError are OSErrors

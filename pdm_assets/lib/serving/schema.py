@@ -22,6 +22,7 @@ from pdm_assets.lib.data.bounds import (
     latest_plausible_time,
 )
 from pdm_assets.lib.data.tables import COMPONENTS, ERROR_IDS, MACHINE_MODELS
+from pdm_assets.lib.serving.explain import ReasonItem
 from pdm_assets.settings import get_settings
 
 MachineModel = Literal["model1", "model2", "model3", "model4"]
@@ -183,4 +184,9 @@ class Prediction(BaseModel):
     )
     early_warning_unavailable: str | None = Field(
         default=None, description="Why early_warning is null (too little telemetry, or no early-warning head)."
+    )
+    reasons: list[ReasonItem] | None = Field(
+        default=None, exclude_if=lambda value: value is None,
+        description="Only when asked (?explain=true or explain: true): the top inputs behind failure_probability, "
+                    "each with its value and exact contribution to the log-odds (they sum to it with the base value).",
     )
