@@ -6,6 +6,8 @@ LOCAL_UV := $(CURDIR)/.tools/uv/bin/uv
 UV ?= $(shell command -v uv 2>/dev/null || echo $(LOCAL_UV))
 RUN := $(UV) run --frozen --extra deploy
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# podman's network helper runs iptables from PATH; a minimal PATH (no /usr/sbin) breaks its builds and runs.
+export PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
 # Ports: each tool's own where it has one (Dagster UI 3000, MLflow 5000); the service 3100 (its config).
 SERVE_PORT ?= 3100
 

@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -267,7 +267,7 @@ def containerize(
     image = f"localhost/{name}:{version}"
     command = [sys.executable, "-m", "bentoml", "containerize", bento_tag, "--backend", backend, "-t", image]
     log(f"building {image} with {backend}")
-    env = {**os.environ, "BENTOML_HOME": str(home)}
+    env = {**engine_environment(os.environ), "BENTOML_HOME": str(home)}
     # bentoml prints the engine's build log on stdout: stream it, keep the tail for the metadata.
     lines: list[str] = []
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
@@ -292,12 +292,24 @@ def containerize(
     )
 
 
+# podman's network helper (netavark) runs iptables by PATH, and iptables lives in the admin folders that a
+# user's PATH (or CI's minimal one) may leave out: without them every RUN step and `run -p` fails.
+ENGINE_ADMIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def engine_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """The environment with the admin folders appended to PATH where they are missing."""
+    folders = [f for f in environment.get("PATH", "").split(os.pathsep) if f]
+    return {**environment, "PATH": os.pathsep.join([*folders, *(d for d in ENGINE_ADMIN_DIRS if d not in folders)])}
+
+
 def container_engine_problem(backend: ContainerBackend) -> str | None:
     """Why the backend cannot build images here, or None when it can."""
     if shutil.which(backend) is None:
         return f"{backend!r} is not on PATH"
     try:
-        probe = subprocess.run([backend, "info"], capture_output=True, text=True, timeout=60, check=False)
+        probe = subprocess.run([backend, "info"], capture_output=True, text=True, timeout=60, check=False,
+                               env=engine_environment(os.environ))
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"`{backend} info` failed: {error}"
     if probe.returncode != 0:
