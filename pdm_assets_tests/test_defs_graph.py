@@ -27,7 +27,7 @@ def load_defs() -> dg.Definitions:
         del sys.modules[name]
     from pdm_assets.definitions import defs
 
-    return defs
+    return defs.load_fn()  # `@dg.definitions` makes a loader: the code location's Definitions
 
 
 def materialize_pipeline(defs: dg.Definitions) -> dg.ExecuteInProcessResult:

@@ -28,7 +28,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
 def test_serving_assets_follow_the_champion() -> None:
     from pdm_assets.definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    graph = defs.load_fn().resolve_asset_graph()
     bento, container = dg.AssetKey("bento"), dg.AssetKey("bento_container")
     # only the gate's decision rebuilds the bento: its data version is the champion version
     assert graph.get(bento).parent_keys == {dg.AssetKey("promotion")}
