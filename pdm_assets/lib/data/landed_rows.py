@@ -13,6 +13,7 @@ from pdm_assets.lib.data.landing import landed_frames
 from pdm_assets.lib.data.tables import NATURAL_KEYS, TABLE_NAMES, RawTables, TableName
 
 _SEPARATOR = "\x1f"
+_MISSING = "\x00"  # a missing value compares equal to a missing value, unlike NaN in text
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _content(frame: pd.DataFrame) -> pd.Series:
     parts = []
     for column in frame.columns:
         values = frame[column]
-        text = values.astype(str).str.strip()
+        text = values.astype(object).where(values.notna(), _MISSING).astype(str).str.strip()
         if column == "datetime":
             times = pd.to_datetime(values.astype(str), errors="coerce", format="ISO8601")
             parts.append(times.astype(str).where(times.notna(), text))
