@@ -77,9 +77,11 @@ def append_rows(base: pd.DataFrame, extra: pd.DataFrame, table: TableName) -> tu
     dropped[unusable_rows[repeated]] = True
     identical += int(repeated.sum())
 
-    merged = combined.iloc[source_of[~dropped]].reset_index(drop=True)
     appended = len(extra) - replacing - identical
-    return merged, LandedCounts(len(extra), appended, replacing, identical)
+    counts = LandedCounts(len(extra), appended, replacing, identical)
+    if not appended and not replacing:
+        return base, counts  # nothing new: the source as it was, dtypes too
+    return combined.iloc[source_of[~dropped]].reset_index(drop=True), counts
 
 
 def with_landed(tables: RawTables, landing_dir: Path, pending: list[Path] | None = None) -> LandedMerge:
