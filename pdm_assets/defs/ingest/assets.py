@@ -23,7 +23,7 @@ FAILURE_CASES_SHOWN = 10
 
 
 class RawTablesConfig(dg.Config):
-    """Set by the landing sensor: files in the landing folder to move to processed/ and append."""
+    """Set by the landing sensor: files in the landing folder to append; moved to processed/ when the step ends."""
 
     landed_files: list[str] = Field(default_factory=list)
 
