@@ -96,12 +96,9 @@ def read_checked(path: Path) -> tuple[pd.DataFrame | None, list[str]]:
     return (None if problems else frame), problems
 
 
-def file_problems(path: Path) -> list[str]:
-    return read_checked(path)[1]
-
-
 def landed_problems(landed: LandedFile) -> list[str]:
-    return file_problems(landed.path)
+    """Why a landed file cannot be appended, or nothing when it can."""
+    return read_checked(landed.path)[1]
 
 
 def reject(landed: LandedFile | Path, problems: list[str]) -> Path:
