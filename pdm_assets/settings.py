@@ -110,7 +110,8 @@ class Settings(BaseSettings):
 
     # --- operations
     landing_dir: Path = Path("data/landing")
-    landing_settle_seconds: float = Field(default=5.0, ge=0)  # files younger than this may still be written
+    # A landed file without a .done marker must be unchanged across two sensor ticks and this old; 0: taken at once.
+    landing_settle_seconds: float = Field(default=5.0, ge=0)
     drift_window_days: int = Field(default=7, ge=1)
     drift_cron: str = "0 * * * *"
     retrain_cron: str = "0 3 * * 1"

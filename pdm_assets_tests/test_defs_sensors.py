@@ -9,7 +9,9 @@ import dagster as dg
 import pytest
 
 from pdm_assets.defs.ingest.sensors import landing_sensor
-from pdm_assets.lib.data.landing import REJECTED
+from pdm_assets.defs.resources import ProjectSettings
+from pdm_assets.lib.data.landing import REJECTED, accept
+from pdm_assets.settings import get_settings
 
 ERRORS = "datetime,machineID,errorID\n2015-10-01 06:00:00,1,error1\n"
 
@@ -25,7 +27,8 @@ def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def tick(cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor)
+        resources = {"settings": ProjectSettings.of(get_settings())}
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
         result = landing_sensor(context)
         assert isinstance(result, dg.SensorResult | dg.SkipReason)
         return result
@@ -52,11 +55,14 @@ def test_the_cursor_advances_to_later_files_only(landing: Path) -> None:
     (landing / "errors_20151001T0600.csv").write_text(ERRORS)
     first = tick()
     assert isinstance(first, dg.SensorResult)
+    accept(landing / "errors_20151001T0600.csv")  # what the requested run does when it succeeds
     (landing / "maint_20151002T0600.csv").write_text("datetime,machineID,comp\n2015-10-02 06:00:00,1,comp1\n")
     second = tick(first.cursor)
     assert isinstance(second, dg.SensorResult)
     assert files_of(second) == ["maint_20151002T0600.csv"]
-    assert len(json.loads(second.cursor or "[]")) == 2
+    assert [f.split(":")[0] for f in json.loads(second.cursor or "{}")["request"]["files"]] == [
+        "maint_20151002T0600.csv"
+    ]
 
 
 def test_a_changed_file_with_the_same_name_is_new(landing: Path) -> None:

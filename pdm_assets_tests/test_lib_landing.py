@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from pdm_assets.lib.data.landed_rows import append_rows
 from pdm_assets.lib.data.landing import (
     PROCESSED,
     REJECTED,
     accept,
-    append_rows,
     landed_problems,
     processed_tables,
     reject,
@@ -27,11 +27,10 @@ def land(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def test_scan_sees_files_but_not_subfolders_and_waits_for_settling(tmp_path: Path) -> None:
+def test_scan_sees_files_but_not_subfolders(tmp_path: Path) -> None:
     land(tmp_path, "errors_20151001T0600.csv", ERRORS)
     land(tmp_path / PROCESSED, "errors_20150901T0600.csv", ERRORS)
     assert [f.path.name for f in scan_landing(tmp_path)] == ["errors_20151001T0600.csv"]
-    assert scan_landing(tmp_path, settle_seconds=3600) == []
     assert scan_landing(tmp_path / "absent") == []
 
 
@@ -81,6 +80,6 @@ def test_append_skips_rows_whose_key_is_already_there() -> None:
             "errorID": ["error1", "error3", "error3", "error2"],
         }
     )
-    merged, added = append_rows(base, extra, "errors")
-    assert added == 2  # the new key once, and the unparseable row kept for validation to quarantine
+    merged, counts = append_rows(base, extra, "errors")
+    assert counts.appended == 2  # the new key once, and the unparseable row kept for validation to quarantine
     assert merged["datetime"].tolist() == ["2015-10-01 06:00:00", "2015-10-01 07:00:00", "garbage"]

@@ -12,9 +12,10 @@ from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.metadata import frame_metadata
 from pdm_assets.defs.resources import ProjectSettings
-from pdm_assets.lib.data.landing import accept, with_landed
+from pdm_assets.lib.data.landed_rows import LandedCounts, LandedMerge, with_landed
+from pdm_assets.lib.data.landing import accept
 from pdm_assets.lib.data.sources import load_raw
-from pdm_assets.lib.data.tables import TABLE_NAMES, Provenance
+from pdm_assets.lib.data.tables import TABLE_NAMES, Provenance, TableName
 from pdm_assets.lib.data.validation import ValidationOutcome, empty_quarantine, validate_all
 
 GROUP = "ingest"
@@ -22,7 +23,7 @@ FAILURE_CASES_SHOWN = 10
 
 
 class RawTablesConfig(dg.Config):
-    """Set by the landing sensor: files in the landing folder to move to processed/ and append."""
+    """Set by the landing sensor: files in the landing folder to append; moved to processed/ when the step ends."""
 
     landed_files: list[str] = Field(default_factory=list)
 
@@ -52,16 +53,15 @@ def raw_tables(
         loaded = load_raw(project)
     for warning in loaded.warnings:
         context.log.warning(warning)
-    for name in config.landed_files:
-        path = Path(name)
-        if path.exists():
-            context.log.info(f"landed file {path.name} kept as {accept(path)}")
-        else:
-            context.log.warning(f"landed file {path} is gone: already processed by an earlier run?")
-    tables, appended = with_landed(loaded.tables, project.landing_dir)
+    pending = _pending_files(context, config.landed_files)
+    merged = with_landed(loaded.tables, project.landing_dir, pending)
+    for target, problems in merged.rejected.items():
+        context.log.warning(f"landed file set aside as {target}: {'; '.join(problems)}")
+    tables = merged.tables
     context.log.info(
         f"source {tables.source}: " + ", ".join(f"{name} {len(tables.table(name)):,} rows" for name in TABLE_NAMES)
     )
+    appended = {name: counts.appended for name, counts in merged.counts.items()}
     for name in TABLE_NAMES:
         record = tables.records.get(name)
         metadata: dict[str, Any] = {**frame_metadata(tables.table(name)), "data_source": tables.source}
@@ -72,8 +72,11 @@ def raw_tables(
                 "start": str(record.start),
                 "end": str(record.end),
             }
-        metadata["landed_rows"] = appended.get(name, 0)
-        yield dg.Output(tables.table(name), output_name=f"raw_{name}", metadata=metadata)
+        yield dg.Output(
+            tables.table(name),
+            output_name=f"raw_{name}",
+            metadata=metadata | _row_accounting(merged, name),
+        )
     yield dg.Output(
         Provenance.of(tables, loaded.requested, loaded.warnings, appended),
         output_name="raw_provenance",
@@ -81,8 +84,37 @@ def raw_tables(
             "data_source": tables.source,
             "requested": loaded.requested,
             "warnings": len(loaded.warnings),
+            "rejected_files": dg.MetadataValue.json(merged.rejected),
         },
     )
+    # Only now, every output stored, do the files leave landing/: a failed run leaves them for the sensor.
+    for path in pending:
+        if path.exists():
+            context.log.info(f"landed file {path.name} kept as {accept(path)}")
+
+
+def _pending_files(context: dg.AssetExecutionContext, names: list[str]) -> list[Path]:
+    pending = []
+    for name in names:
+        path = Path(name)
+        if path.exists():
+            pending.append(path)
+        else:
+            context.log.warning(f"landed file {path} is gone: already processed by an earlier run?")
+    return pending
+
+
+def _row_accounting(merged: LandedMerge, name: TableName) -> dict[str, int]:
+    """source_rows + landed_rows = raw_rows; landed_file_rows = landed_rows + replacing + identical."""
+    counts = merged.counts.get(name, LandedCounts())
+    return {
+        "source_rows": merged.source_rows[name],
+        "landed_file_rows": counts.file_rows,
+        "landed_rows": counts.appended,
+        "landed_replacing_rows": counts.replacing,
+        "landed_identical_rows": counts.identical,
+        "raw_rows": len(merged.tables.table(name)),
+    }
 
 
 def _structure_check(outcome: ValidationOutcome) -> dg.AssetCheckResult:
@@ -154,8 +186,9 @@ def validated_tables(
             output_name=f"validated_{name}",
             metadata={
                 **frame_metadata(outcome.valid),
+                "raw_rows": len(raw[f"raw_{name}"]),
+                "validated_rows": len(outcome.valid),
                 "quarantined_rows": len(outcome.quarantine),
-                "raw_rows": outcome.raw_rows,
             },
         )
         yield _structure_check(outcome)

@@ -1,24 +1,26 @@
-"""The landing folder: new table files arrive, are checked, then kept in processed/ or set aside in rejected/."""
+"""The landing folder: new table files arrive, are checked whole, then kept in processed/ or set aside in rejected/."""
 
 from __future__ import annotations
 
 import re
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
 from pdm_assets.lib.data.download import sha256_file
-from pdm_assets.lib.data.tables import NATURAL_KEYS, TABLE_NAMES, RawTables, TableName
+from pdm_assets.lib.data.tables import TABLE_NAMES, TableName
 from pdm_assets.lib.data.validation import structural_problems
 
 PROCESSED = "processed"
-PROBE_ROWS = 1000  # enough to judge a file's structure without reading all of it
 REJECTED = "rejected"
+DONE_SUFFIX = ".done"  # `<file>.done` beside a landed file: the writer says it is complete
+TEMPORARY_SUFFIXES = (".tmp", DONE_SUFFIX)  # still being written (name.csv.tmp), or a marker, not data
+ENCODING = "utf-8"
 # A `.N` before the extension marks a second file of the same name kept in processed/ or rejected/.
-LANDED_NAME = re.compile(r"^(?P<table>[a-z]+)_(?P<stamp>\d{8}T\d{4,6})(?:\.\d+)?\.(?P<ext>csv|parquet)$")
+LANDED_NAME = re.compile(r"^(?P<table>[a-z]+)_(?P<stamp>\d{8}T\d{4,6})(?:\.(?P<copy>\d+))?\.(?P<ext>csv|parquet)$")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class LandedFile:
     path: Path
     size: int
     mtime_ns: int
+    done_marker: bool = False  # a `<name>.done` file sits beside it
 
     @property
     def fingerprint(self) -> str:
@@ -35,50 +38,76 @@ class LandedFile:
 
     @property
     def table(self) -> str | None:
-        match = LANDED_NAME.match(self.path.name)
-        return match["table"] if match else None
+        return table_of(self.path)
 
 
-def scan_landing(landing_dir: Path, settle_seconds: float = 0.0) -> list[LandedFile]:
-    """Files directly in the landing folder, oldest name first; files still being written are left for later."""
+def table_of(path: Path) -> str | None:
+    match = LANDED_NAME.match(path.name)
+    return match["table"] if match else None
+
+
+def landing_order(path: Path, pending: bool = False) -> tuple[str, bool, int, str]:
+    """Oldest first: by time stamp, then processed copies by number (`name.1.csv` came after `name.csv`), then a
+    pending file not yet moved to processed/."""
+    match = LANDED_NAME.match(path.name)
+    if match is None:
+        return ("", pending, 0, path.name)
+    return (match["stamp"], pending, int(match["copy"] or 0), path.name)
+
+
+def is_ignored(name: str) -> bool:
+    """Dot-files and `.tmp` files are still being written (they get renamed when complete); `.done` is a marker."""
+    return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
+
+
+def scan_landing(landing_dir: Path) -> list[LandedFile]:
+    """Data files directly in the landing folder, oldest name first, with whether a `.done` marker is beside each."""
     if not landing_dir.is_dir():
         return []
-    now = time.time_ns()
     found = []
     for path in sorted(landing_dir.iterdir()):
-        if not path.is_file() or path.name.startswith("."):
+        if not path.is_file() or is_ignored(path.name):
             continue
         stat = path.stat()
-        if (now - stat.st_mtime_ns) / 1e9 >= settle_seconds:
-            found.append(LandedFile(path, stat.st_size, stat.st_mtime_ns))
+        done = path.with_name(path.name + DONE_SUFFIX).is_file()
+        found.append(LandedFile(path, stat.st_size, stat.st_mtime_ns, done))
     return found
 
 
-def read_landed(path: Path, rows: int | None = None) -> pd.DataFrame:
-    """A landed CSV or Parquet file as read (the first `rows` rows of a CSV if given), header names stripped."""
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, nrows=rows)
+def read_landed(path: Path) -> pd.DataFrame:
+    """A whole landed CSV (UTF-8) or Parquet file as read, header names stripped."""
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, encoding=ENCODING)
     return frame.rename(columns=lambda c: str(c).strip())
+
+
+def read_checked(path: Path) -> tuple[pd.DataFrame | None, list[str]]:
+    """The whole file as read, or why it cannot be appended: bad name, unreadable to its last row, bad columns."""
+    table = table_of(path)
+    if table is None or table not in TABLE_NAMES:
+        return None, [
+            f"file name '{path.name}' does not match <table>_<YYYYMMDDTHHMM>.csv|parquet "
+            f"with table one of {', '.join(TABLE_NAMES)}"
+        ]
+    try:
+        frame = read_landed(path)
+    except (ValueError, OSError) as error:  # pandas' parser, encoding and Parquet errors are ValueErrors
+        return None, [f"cannot read {path.name}: {error}"]
+    problems = structural_problems(cast(TableName, table), frame)
+    return (None if problems else frame), problems
 
 
 def landed_problems(landed: LandedFile) -> list[str]:
     """Why a landed file cannot be appended, or nothing when it can."""
-    table = landed.table
-    if table is None or table not in TABLE_NAMES:
-        return [
-            f"file name '{landed.path.name}' does not match <table>_<YYYYMMDDTHHMM>.csv|parquet "
-            f"with table one of {', '.join(TABLE_NAMES)}"
-        ]
-    try:
-        frame = read_landed(landed.path, rows=PROBE_ROWS)
-    except (ValueError, OSError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
-        return [f"cannot read {landed.path.name}: {error}"]
-    return structural_problems(table, frame)
+    return read_checked(landed.path)[1]
 
 
-def reject(landed: LandedFile, problems: list[str]) -> Path:
-    """Move a bad file to rejected/ with a .reason.txt beside it."""
-    target = _free_name(landed.path.parent / REJECTED, landed.path.name)
-    shutil.move(landed.path, target)
+def reject(landed: LandedFile | Path, problems: list[str]) -> Path:
+    """Move a bad file to rejected/ (with its `.done` marker gone) and write a .reason.txt beside it."""
+    path = landed.path if isinstance(landed, LandedFile) else landed
+    rejected_dir = path.parent.parent / REJECTED if path.parent.name == PROCESSED else path.parent / REJECTED
+    target = _free_name(rejected_dir, path.name)
+    shutil.move(path, target)
+    path.with_name(path.name + DONE_SUFFIX).unlink(missing_ok=True)
     target.with_name(target.name + ".reason.txt").write_text("\n".join(problems) + "\n")
     return target
 
@@ -89,60 +118,52 @@ def accept(path: Path) -> Path:
     existing = folder / path.name
     if existing.exists() and sha256_file(existing) == sha256_file(path):
         path.unlink()
-        return existing
-    target = _free_name(folder, path.name)
-    shutil.move(path, target)
+        target = existing
+    else:
+        target = _free_name(folder, path.name)
+        shutil.move(path, target)
+    path.with_name(path.name + DONE_SUFFIX).unlink(missing_ok=True)
     return target
 
 
-def processed_tables(landing_dir: Path) -> dict[TableName, pd.DataFrame]:
-    """Every processed file, concatenated per table in name (time-stamp) order."""
+@dataclass
+class LandedFrames:
+    """Every readable landed file per table, oldest first, and the files set aside because they could not be read."""
+
+    frames: dict[TableName, list[pd.DataFrame]]
+    rejected: dict[str, list[str]]
+
+    def table(self, name: TableName) -> pd.DataFrame | None:
+        frames = self.frames.get(name)
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def landed_frames(landing_dir: Path, pending: list[Path] | None = None) -> LandedFrames:
+    """Files in processed/ plus `pending` ones not moved there yet, in landing order (a pending file comes after a
+    processed one of the same name). A file that cannot be read is moved to rejected/ with its reason instead
+    of failing this and every later run."""
     folder = landing_dir / PROCESSED
-    tables: dict[TableName, pd.DataFrame] = {}
-    if not folder.is_dir():
-        return tables
-    for name in TABLE_NAMES:
-        files = sorted(p for p in folder.iterdir() if LandedFile(p, 0, 0).table == name)
-        if files:
-            tables[name] = pd.concat([read_landed(p) for p in files], ignore_index=True)
-    return tables
-
-
-def append_rows(base: pd.DataFrame, extra: pd.DataFrame, table: TableName) -> tuple[pd.DataFrame, int]:
-    """Rows of `extra` whose natural key is not in `base` (nor earlier in `extra`) appended to `base`."""
-    if extra.empty:
-        return base, 0
-    keys = list(NATURAL_KEYS[table])
-    combined = pd.concat([base, extra[base.columns.intersection(extra.columns)]], ignore_index=True)
-    normalized = _normalized_keys(combined, keys)
-    unusable = normalized.isna().any(axis=1)  # rows validation will quarantine: never dropped here
-    duplicate = normalized.duplicated(keep="first") & ~unusable
-    duplicate[: len(base)] = False  # the base is as the source gave it
-    kept = combined[~duplicate].reset_index(drop=True)
-    return kept, len(kept) - len(base)
-
-
-def with_landed(tables: RawTables, landing_dir: Path) -> tuple[RawTables, dict[str, int]]:
-    """The source tables plus every processed landed file, and how many rows each table gained."""
-    added: dict[str, int] = {}
-    frames = {name: tables.table(name) for name in TABLE_NAMES}
-    for name, extra in processed_tables(landing_dir).items():
-        frames[name], added[name] = append_rows(frames[name], extra, name)
-    merged = RawTables(**frames, source=tables.source, records=tables.records)
-    return merged, added
-
-
-def _normalized_keys(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    out = pd.DataFrame(index=frame.index)
-    for key in keys:
-        values = frame[key]
-        if key == "datetime":
-            out[key] = pd.to_datetime(values.astype(str), errors="coerce", format="ISO8601")
-        elif key == "machineID":
-            out[key] = pd.to_numeric(values, errors="coerce")
-        else:
-            out[key] = values.astype(str).str.strip()
+    processed = sorted(folder.iterdir()) if folder.is_dir() else []
+    ordered = sorted(
+        [(landing_order(p), p) for p in processed if p.is_file()] + [(landing_order(p, True), p) for p in pending or []]
+    )
+    out = LandedFrames({}, {})
+    for _, path in ordered:
+        table = table_of(path)
+        if table not in TABLE_NAMES:
+            continue
+        frame, problems = read_checked(path)
+        if frame is None:
+            out.rejected[str(reject(path, problems))] = problems
+            continue
+        out.frames.setdefault(cast(TableName, table), []).append(frame)
     return out
+
+
+def processed_tables(landing_dir: Path) -> dict[TableName, pd.DataFrame]:
+    """Every processed file, concatenated per table in landing order."""
+    landed = landed_frames(landing_dir)
+    return {name: frame for name in TABLE_NAMES if (frame := landed.table(name)) is not None}
 
 
 def _free_name(folder: Path, name: str) -> Path:
