@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # Local runs execute every step in one process (no interpreter start and imports per step); the
     # Kubernetes deployment sets `multiprocess`, or runs each run in its own pod anyway.
     run_executor: Literal["in_process", "multiprocess"] = "in_process"
+    # Where asset values are kept: a folder or an fsspec URI (s3://bucket/prefix, the endpoint and credentials from
+    # the AWS_ environment). Unset: Dagster's default, $DAGSTER_HOME/storage, which only runs on this disk see.
+    storage_uri: str | None = None
 
     # --- operations
     landing_dir: Path = Path("data/landing")

@@ -1,4 +1,5 @@
-"""Resources: the PDM_ settings and MLflow as Dagster resources, and the executor the settings choose."""
+"""Resources: the PDM_ settings, MLflow and the asset store as Dagster resources, and the executor the settings
+choose."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field
 
+from pdm_assets.lib import storage
 from pdm_assets.settings import Settings, get_settings
 
 CHAMPION_ALIAS = "champion"  # the MLflow alias the promotion gate moves (lib.tracking.CHAMPION_ALIAS)
@@ -16,6 +18,7 @@ CHAMPION_ALIAS = "champion"  # the MLflow alias the promotion gate moves (lib.tr
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
+    from upath import UPath
 
     from pdm_assets.lib import tracking
 
@@ -113,9 +116,41 @@ class MLflowResource(dg.ConfigurableResource):
                                               destination)
 
 
+class _StoredValues(dg.UPathIOManager):
+    """Dagster's UPath IO manager (partition paths, loading several partitions) over lib.storage's formats."""
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        written = storage.write_value(obj, path)
+        context.add_output_metadata({"stored_file": dg.MetadataValue.path(str(written))})
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        return storage.read_value(path)
+
+    def path_exists(self, path: UPath) -> bool:
+        return storage.value_exists(path)
+
+
+class ObjectStoreIOManager(dg.ConfigurableIOManagerFactory):
+    """Asset values under PDM_STORAGE_URI, shared by every run whatever process or pod it runs in: frames as
+    Parquet, other values pickled. S3 credentials and endpoint come from the standard AWS environment."""
+
+    uri: str = Field(description="a folder or an fsspec URI such as s3://bucket/prefix")
+
+    @classmethod
+    def of(cls, uri: str) -> ObjectStoreIOManager:
+        return cls(uri=str(storage.storage_root(uri)))
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> dg.UPathIOManager:
+        return _StoredValues(storage.storage_root(self.uri))
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
-    """Every resource the definitions need, from one Settings object (tests pass their own)."""
-    return {"settings": ProjectSettings.of(settings), "mlflow": MLflowResource.of(settings)}
+    """Every resource the definitions need, from one Settings object (tests pass their own). Without
+    PDM_STORAGE_URI asset values stay with Dagster's default IO manager ($DAGSTER_HOME/storage)."""
+    resources: dict[str, Any] = {"settings": ProjectSettings.of(settings), "mlflow": MLflowResource.of(settings)}
+    if settings.storage_uri:
+        resources["io_manager"] = ObjectStoreIOManager.of(settings.storage_uri)
+    return resources
 
 
 def executor_for(settings: Settings) -> dg.ExecutorDefinition:
