@@ -70,9 +70,11 @@ def _arrow_table(value: object) -> pa.Table | None:
 def read_value(path: UPath) -> object:
     """The value stored at `path` (no suffix) in whichever format it was written."""
     files = stored_files(path)
-    if files["parquet"].exists():
+    try:  # opening is the existence check: one request less per read on an object store
         with files["parquet"].open("rb") as handle:
             return pd.read_parquet(handle)
+    except FileNotFoundError:
+        pass
     try:
         with files["pickle"].open("rb") as handle:
             return pickle.load(handle)
