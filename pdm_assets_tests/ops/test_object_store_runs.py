@@ -66,8 +66,8 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def _boto() -> dict[str, str]:
-    return {"aws_access_key_id": AWS_ENV["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-            "region_name": AWS_ENV["AWS_DEFAULT_REGION"]}
+    return {"aws_access_key_id": AWS_ENV["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": AWS_ENV["AWS_SECRET_ACCESS_KEY"], "region_name": AWS_ENV["AWS_DEFAULT_REGION"]}
 
 
 def run_elsewhere(workdir: Path, storage: dict[str, str], groups: str = "", assets: str = "") -> dict[str, Any]:
