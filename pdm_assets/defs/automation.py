@@ -12,6 +12,10 @@ CHAMPION_MOVED = (
 ) & ~dg.AutomationCondition.any_deps_in_progress()
 
 
+# Steps that fit models hold the feature table and the model search in memory: the instance allows one at a time
+# (deploy/helm/dagster-values.yaml: concurrency.pools, docs/scaling.md).
+TRAINING_POOL = "training"
+
 # Realized outcomes feed the model only through their realized_recall check: never having been computed does
 # not hold training back.
 OUTCOMES = "prediction_outcomes"

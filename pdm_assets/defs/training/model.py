@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from pdm_assets.defs.automation import OUTCOMES, retrain
+from pdm_assets.defs.automation import OUTCOMES, TRAINING_POOL, retrain
 from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.data.tables import Provenance
@@ -31,7 +31,7 @@ def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
 
     # prediction_outcomes is a dependency for its realized_recall check only: its failure requests a retrain.
     @dg.asset(name="model", group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=retrain(retrain_cron),
-              deps=[OUTCOMES])
+              deps=[OUTCOMES], pool=TRAINING_POOL)
     def model(
         context: dg.AssetExecutionContext,
         settings: ProjectSettings,

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from pdm_assets.defs.automation import SAFE_EAGER
+from pdm_assets.defs.automation import SAFE_EAGER, TRAINING_POOL
 from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.evaluation import plots
@@ -19,7 +19,8 @@ GROUP = "backtest"
 AFTER_NEW_VERSIONS = SAFE_EAGER.ignore(dg.AssetSelection.assets("features", "validated_failures"))
 
 
-@dg.asset(name="rolling_origin", group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=AFTER_NEW_VERSIONS)
+@dg.asset(name="rolling_origin", group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=AFTER_NEW_VERSIONS,
+          pool=TRAINING_POOL)
 def rolling_origin_asset(
     context: dg.AssetExecutionContext,
     settings: ProjectSettings,
