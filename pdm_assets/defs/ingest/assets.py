@@ -13,7 +13,7 @@ from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.metadata import frame_metadata
 from pdm_assets.defs.resources import ProjectSettings
 from pdm_assets.lib.data.landed_rows import LandedCounts, LandedMerge, with_landed
-from pdm_assets.lib.data.landing import accept
+from pdm_assets.lib.data.landing import accept, gone_files, processed_copy
 from pdm_assets.lib.data.sources import load_raw
 from pdm_assets.lib.data.tables import TABLE_NAMES, Provenance, TableName
 from pdm_assets.lib.data.validation import ValidationOutcome, empty_quarantine, validate_all
@@ -49,11 +49,11 @@ def raw_tables(
 ) -> Iterator[dg.Output[Any]]:
     """The five tables from PDM_DATA_SOURCE plus every landed file, deduplicated on the natural key."""
     project = settings.get()
+    pending = _pending_files(context, config.landed_files)  # before the source is read: fail early
     with lib_progress(context):
         loaded = load_raw(project)
     for warning in loaded.warnings:
         context.log.warning(warning)
-    pending = _pending_files(context, config.landed_files)
     merged = with_landed(loaded.tables, project.landing_dir, pending)
     for target, problems in merged.rejected.items():
         context.log.warning(f"landed file set aside as {target}: {'; '.join(problems)}")
@@ -94,14 +94,21 @@ def raw_tables(
 
 
 def _pending_files(context: dg.AssetExecutionContext, names: list[str]) -> list[Path]:
-    pending = []
-    for name in names:
-        path = Path(name)
-        if path.exists():
-            pending.append(path)
-        else:
-            context.log.warning(f"landed file {path} is gone: already processed by an earlier run?")
-    return pending
+    """The requested files still in the landing folder. One an earlier successful run already moved to processed/
+    (a re-executed run) is skipped, its rows are appended from there; one gone anywhere else fails the run."""
+    paths = [Path(name) for name in names]
+    gone = gone_files(paths)
+    if gone:
+        names_gone = ", ".join(str(path) for path in gone)
+        raise dg.Failure(
+            description=f"landed file {names_gone} is gone: neither in the landing folder nor in processed/. "
+            "Its rows cannot be appended; land it again to have it read (the sensor requests what it finds).",
+            metadata={"gone_files": dg.MetadataValue.json([str(path) for path in gone])},
+        )
+    for path in paths:
+        if not path.exists():
+            context.log.info(f"landed file {path.name} was already processed by an earlier run: {processed_copy(path)}")
+    return [path for path in paths if path.exists()]
 
 
 def _row_accounting(merged: LandedMerge, name: TableName) -> dict[str, int]:

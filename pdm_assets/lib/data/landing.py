@@ -126,6 +126,19 @@ def accept(path: Path) -> Path:
     return target
 
 
+def processed_copy(path: Path) -> Path | None:
+    """The copy of a landed file in processed/ under its own name: what a successful run left of it (a later file
+    of the same name is kept as `name.N.ext`)."""
+    copy = path.parent / PROCESSED / path.name
+    return copy if copy.is_file() else None
+
+
+def gone_files(paths: list[Path]) -> list[Path]:
+    """Files a run was asked to append that are neither in the landing folder nor in processed/: their rows would
+    be lost without a word."""
+    return [path for path in paths if not path.exists() and processed_copy(path) is None]
+
+
 @dataclass
 class LandedFrames:
     """Every readable landed file per table, oldest first, and the files set aside because they could not be read."""
