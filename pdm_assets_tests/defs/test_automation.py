@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pdm_assets_tests.test_defs_graph import load_defs
+from pdm_assets_tests.support.project import load_defs
 
 INGEST_AND_FEATURES = dg.AssetSelection.groups("ingest", "features")
 

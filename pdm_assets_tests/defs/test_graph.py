@@ -16,18 +16,10 @@ from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES
 from pdm_assets.lib.synthetic.simulate import generate_fleet
 from pdm_assets.lib.tracking import alias_version
 from pdm_assets.settings import get_settings
+from pdm_assets_tests.support.paths import ROOT
+from pdm_assets_tests.support.project import load_defs
 
 PIPELINE_GROUPS = ("ingest", "features", "training")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_defs() -> dg.Definitions:
-    """Import the definitions fresh, so resources pick up this test's settings."""
-    for name in [m for m in sys.modules if m.startswith("pdm_assets.definitions")]:
-        del sys.modules[name]
-    from pdm_assets.definitions import defs
-
-    return defs
 
 
 def materialize_pipeline(defs: dg.Definitions) -> dg.ExecuteInProcessResult:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from serving_support import TrainedProject, materialize, trained_project
 
 from pdm_assets.lib.serving.bento import (
     BentoBuildError,
@@ -18,11 +17,8 @@ from pdm_assets.lib.serving.bento import (
     directory_size,
     load_champion,
 )
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
-    return trained_project(tmp_path_factory)
+from pdm_assets_tests.support.project import materialize
+from pdm_assets_tests.support.serving import TrainedProject
 
 
 def test_serving_assets_follow_the_champion() -> None:

@@ -15,7 +15,7 @@ from pdm_assets.lib.modelling.dataset import modelling_table, plan_from_dict, sp
 from pdm_assets.lib.modelling.estimators import score_failure
 from pdm_assets.lib.tracking import alias_version
 from pdm_assets.settings import get_settings
-from pdm_assets_tests.test_defs_graph import load_defs
+from pdm_assets_tests.support.project import load_defs
 
 GROUPS = ("ingest", "features", "training")
 REPORT_KEYS = {

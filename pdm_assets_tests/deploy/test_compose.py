@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from serving_support import require_container_engine, wait_for
 
-from pdm_assets_tests.benchmarks.serving import free_port
+from pdm_assets_tests.support.capabilities import require
+from pdm_assets_tests.support.paths import ROOT
+from pdm_assets_tests.support.processes import free_port, wait_for
+from pdm_assets_tests.support.serving import require_container_engine
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
 COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())
@@ -135,8 +136,9 @@ def test_the_service_runs_read_only_like_on_kubernetes() -> None:
 def test_podman_compose_turns_every_service_into_a_container(tmp_path: Path) -> None:
     """`podman-compose --dry-run up` parses and interpolates the file and prints each `podman run`."""
     binary = shutil.which("podman-compose")
-    if binary is None or shutil.which("podman") is None:
-        pytest.skip("podman-compose is not installed (Debian package podman-compose)")
+    require("container", binary is not None and shutil.which("podman") is not None,
+            "podman-compose is not installed (Debian package podman-compose)")
+    assert binary is not None
     project = f"pdmdry{os.getpid()}"
     try:
         done = subprocess.run([binary, "--dry-run", "-p", project, "-f", str(COMPOSE_FILE), "up", "-d", "--no-build"],
@@ -175,7 +177,7 @@ def service_image(tmp_path_factory: pytest.TempPathFactory) -> str:
     given = os.environ.get("PDM_OPS_SERVICE_IMAGE")
     if given:
         return given
-    from serving_support import trained_project
+    from pdm_assets_tests.support.serving import trained_project
 
     project = trained_project(tmp_path_factory)
     image = "localhost/pdm_service:compose-test"

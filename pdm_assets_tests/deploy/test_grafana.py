@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pdm_assets_tests.test_ops_prometheus import promtool as find_promtool
+from pdm_assets_tests.support.paths import ROOT
+from pdm_assets_tests.support.tools import promtool as find_promtool
 
-ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 # Grafana's own interval variables are not PromQL; they become a plain range for promtool.

@@ -17,7 +17,8 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-ROOT = Path(__file__).resolve().parents[1]
+from pdm_assets_tests.support.paths import ROOT
+
 HELM = ROOT / "deploy" / "helm"
 VALUES = yaml.safe_load((HELM / "dagster-values.yaml").read_text())
 SETTINGS_MAP = yaml.safe_load((HELM / "pdm-settings.yaml").read_text())

@@ -8,13 +8,14 @@ import shutil
 import subprocess
 import sys
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from pdm_assets_tests.support.capabilities import require
+from pdm_assets_tests.support.paths import ROOT
+
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
 # Oldest and newest Kubernetes minor versions the manifests must be valid for (schemas ship in the
@@ -27,8 +28,9 @@ METRICS_PORT = 3101
 @cache
 def render(overlay: str) -> tuple[dict[str, Any], ...]:
     kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed (it renders kustomizations with `kubectl kustomize`)")
+    require("kubectl", kubectl is not None,
+            "kubectl is not installed (it renders kustomizations with `kubectl kustomize`)")
+    assert kubectl is not None
     done = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr

@@ -11,16 +11,13 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pdm_assets_tests.benchmarks.pipeline import clean_environ
+from pdm_assets_tests.support.paths import ROOT
 
-pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[1]
 SERVER_KEYS = ("p50_ms", "p95_ms", "p99_ms", "max_rps_1_worker", "max_rps_2_workers", "batch100_ms_per_history")
 FLEET_KEYS = ("machines", "telemetry_rows", "seconds", "peak_rss_mb")
 

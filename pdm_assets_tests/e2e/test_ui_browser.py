@@ -15,18 +15,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pdm_assets_tests.benchmarks.serving import free_port
-from pdm_assets_tests.test_defs_graph import ROOT, load_defs
+from pdm_assets_tests.support.paths import CHROMIUM, ROOT
+from pdm_assets_tests.support.processes import free_port
+from pdm_assets_tests.support.project import load_defs
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "reports" / "ui"
 GROUPS = ("ingest", "features", "training", "serving")
 STARTUP_SECONDS = 180
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium)"),
-]
+pytestmark = pytest.mark.browser  # skipped without Chromium (conftest.py), failed under PDM_CI_REQUIRE
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -99,9 +95,15 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(dagster_ui: str) -> Iterator[object]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def screenshots(artifacts: Path) -> Path:
+    return artifacts / "ui"
+
+
+@pytest.fixture(scope="module")
+def page(dagster_ui: str, screenshots: Path) -> Iterator[object]:
+    import playwright.sync_api as playwright_api
+
+    screenshots.mkdir(parents=True, exist_ok=True)
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -128,16 +130,16 @@ def open_page(page, url: str) -> None:  # type: ignore[no-untyped-def]
         skip.first.click()
 
 
-def test_asset_graph_shows_every_group(page, dagster_ui: str) -> None:  # type: ignore[no-untyped-def]
+def test_asset_graph_shows_every_group(page, dagster_ui: str, screenshots: Path) -> None:  # type: ignore[no-untyped-def]
     open_page(page, f"{dagster_ui}/asset-groups")
     for group in GROUPS:
         page.get_by_text(group, exact=True).first.wait_for(timeout=60_000)
-    page.screenshot(path=str(SCREENSHOTS / "asset_graph.png"))
+    page.screenshot(path=str(screenshots / "asset_graph.png"))
     text = page.inner_text("body")
     assert all(group in text for group in GROUPS)
 
 
-def test_evaluation_metadata_renders_its_plots(page, dagster_ui: str) -> None:  # type: ignore[no-untyped-def]
+def test_evaluation_metadata_renders_its_plots(page, dagster_ui: str, screenshots: Path) -> None:  # type: ignore[no-untyped-def]
     open_page(page, f"{dagster_ui}/assets/evaluation")
     page.get_by_text("row_pr_auc").first.wait_for(timeout=60_000)
     rows = page.locator("tr", has_text="plot_")
@@ -150,18 +152,18 @@ def test_evaluation_metadata_renders_its_plots(page, dagster_ui: str) -> None:  
         assert image.evaluate("img => img.naturalWidth") > 100
         if shown == 0:
             page.wait_for_timeout(800)  # let the dialog finish fading in
-            page.screenshot(path=str(SCREENSHOTS / "evaluation_plot.png"))
+            page.screenshot(path=str(screenshots / "evaluation_plot.png"))
         shown += 1
         page.keyboard.press("Escape")
         page.locator("img[src^='data:image/png']").first.wait_for(state="detached", timeout=10_000)
     assert shown >= 5  # PR curve, calibration, confusion matrix, lead times, feature importance
 
 
-def test_sensors_page_lists_both_sensors_running(page, dagster_ui: str) -> None:  # type: ignore[no-untyped-def]
+def test_sensors_page_lists_both_sensors_running(page, dagster_ui: str, screenshots: Path) -> None:  # type: ignore[no-untyped-def]
     open_page(page, f"{dagster_ui}/automation")
     for sensor in ("landing_sensor", "automation_sensor"):
         name = page.get_by_text(sensor, exact=True).first
         name.wait_for(timeout=60_000)
         row = name.locator("xpath=ancestor::*[count(.//input[@type='checkbox']) >= 2][1]")
         assert row.locator("input[type=checkbox]").last.is_checked(), f"{sensor} is not running"
-    page.screenshot(path=str(SCREENSHOTS / "sensors.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "sensors.png"), full_page=True)

@@ -1,7 +1,7 @@
 """Dagster's instance on Postgres, as docs/scaling.md describes it ("Without Kubernetes").
 
 The dagster.yaml from the docs goes into a fresh DAGSTER_HOME, aimed at the session's throwaway PostgreSQL
-(postgres_support.py). The project's ingest assets and features, on a tiny synthetic fleet, materialize on that
+(support/postgres.py). The project's ingest assets and features, on a tiny synthetic fleet, materialize on that
 instance, and the run and its materializations are read back through a new instance and straight from the
 database. The Helm chart writes the same storage classes into its instance ConfigMap.
 """
@@ -15,14 +15,12 @@ from typing import Any
 import dagster as dg
 import pytest
 import yaml
-from postgres_support import PostgresCluster
-from serving_support import materialize
 
 from pdm_assets_tests.benchmarks.pipeline import project_env
+from pdm_assets_tests.support.paths import ROOT
+from pdm_assets_tests.support.postgres import PostgresCluster
+from pdm_assets_tests.support.project import materialize
 
-pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[1]
 MACHINES, DAYS = 3, 14
 SELECTION = dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets("features")
 

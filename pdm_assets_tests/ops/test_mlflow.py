@@ -1,6 +1,6 @@
 """MLflow on Postgres with artifacts in S3, reached by PDM_ settings only (docs/scaling.md).
 
-A real PostgreSQL (Debian's server binaries on loopback: the session's cluster, postgres_support.py), an S3 API
+A real PostgreSQL (Debian's server binaries on loopback: the session's cluster, support/postgres.py), an S3 API
 on loopback (moto's server), and `mlflow server --serve-artifacts` between them. The project's own MLflow
 resource then logs, registers, aliases and loads a model with nothing but PDM_MLFLOW_TRACKING_URI set, and the
 test finds the registered model in Postgres and the model files in the S3 bucket.
@@ -17,16 +17,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from postgres_support import PostgresCluster
-from serving_support import require_container_engine, wait_for
 
-from pdm_assets_tests.benchmarks.serving import free_port
-from pdm_assets_tests.benchmarks.serving import stop_process_group as stop
-
-pytestmark = pytest.mark.slow
+from pdm_assets_tests.support.paths import ROOT
+from pdm_assets_tests.support.postgres import PostgresCluster
+from pdm_assets_tests.support.processes import free_port, wait_for
+from pdm_assets_tests.support.processes import stop_process_group as stop
+from pdm_assets_tests.support.serving import require_container_engine
 
 BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "pdm-mlflow-artifacts"
 S3_ENV = {"AWS_ACCESS_KEY_ID": "local-test", "AWS_SECRET_ACCESS_KEY": "local-test", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -58,7 +56,7 @@ print(json.dumps({"version": record.version, "run_id": record.run_id, "alias": m
 
 @pytest.fixture
 def postgres(postgres_cluster: PostgresCluster) -> str:
-    """A fresh database on the session's throwaway PostgreSQL (postgres_support.py)."""
+    """A fresh database on the session's throwaway PostgreSQL (support/postgres.py)."""
     return postgres_cluster.new_database("mlflow")
 
 

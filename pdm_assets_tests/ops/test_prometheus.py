@@ -7,10 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from pdm_assets_tests.support.paths import ROOT
+from pdm_assets_tests.support.tools import promtool
+
 PROM = ROOT / "deploy" / "prometheus"
 RULES = sorted((PROM / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROM / "tests").glob("*.test.yml"))
@@ -25,13 +26,6 @@ REQUIRED_RECORDS = {
     "job:pdm_predict_latency_seconds:p99_5m", "job:pdm_predict_requests:rate5m",
     "job:pdm_predict_errors:ratio_rate5m", "job:pdm_prediction_alerts:ratio_rate1h",
 }
-
-
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.skip("promtool is not installed (Debian package `prometheus`)")
-    return found
 
 
 def run(*args: str | Path, cwd: Path = PROM) -> subprocess.CompletedProcess[str]:

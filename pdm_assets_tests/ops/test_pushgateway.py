@@ -3,10 +3,6 @@ still reports when the gateway cannot be reached."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,46 +18,9 @@ from pdm_assets.defs.resources import MLflowResource
 from pdm_assets.lib.modelling.labels import CLASSES
 from pdm_assets.lib.monitoring.drift import PUSHGATEWAY_JOB, DriftReport, drift_report, push_drift_metrics
 from pdm_assets.lib.tracking import LoadedModel
-from pdm_assets_tests.benchmarks.serving import free_port, stop_process_group
+from pdm_assets_tests.support.processes import free_port
 
 FEATURES = ["volt_mean", "rotate_mean", "pressure_mean"]
-START_TIMEOUT_S = 30.0
-
-
-def pushgateway_binary() -> str:
-    found = shutil.which("prometheus-pushgateway")
-    if found is None:
-        pytest.skip("prometheus-pushgateway is not installed (Debian package `prometheus-pushgateway`)")
-    return found
-
-
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[str]:
-    """A pushgateway on a free loopback port, in its own process group, stopped after the test."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "pushgateway.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [pushgateway_binary(), f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"pushgateway exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"pushgateway not ready after {START_TIMEOUT_S} s:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        stop_process_group(process)
 
 
 def closed_port_url() -> str:

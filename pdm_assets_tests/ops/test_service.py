@@ -2,7 +2,7 @@
 against its OpenAPI, faults (MLflow unreachable, a restart under load, a corrupt model) and a 60 s load.
 
 One small model trained on a synthetic fleet and packed into a bento serves every test (the serving
-tests' session project, pdm_assets_tests/serving_support.py); each server is `bentoml serve` of that bento. All traffic
+tests' session project, pdm_assets_tests/support/serving.py); each server is `bentoml serve` of that bento. All traffic
 goes to 127.0.0.1, in loops bounded in count and time.
 """
 
@@ -26,17 +26,14 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from serving_support import wait_for
 
-from pdm_assets_tests.benchmarks.serving import free_port, stop_process_group
+from pdm_assets_tests.support.paths import ROOT
+from pdm_assets_tests.support.processes import free_port, stop_process_group, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 120.0
-
-pytestmark = pytest.mark.slow
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -135,7 +132,7 @@ def demo_bento(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         info = yaml.safe_load((Path(home) / "bentos" / Path(*tag.split(":")) / "bento.yaml").read_text())
         model_tag = info["services"][0]["models"][0]["tag"]
         return {"tag": tag, "model_tag": model_tag, "bentoml_home": Path(home)}
-    from serving_support import trained_project
+    from pdm_assets_tests.support.serving import trained_project
 
     project = trained_project(tmp_path_factory)
     return {"tag": project.bento["tag"], "model_tag": project.bento["model_tag"],

@@ -6,26 +6,19 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import httpx
 import numpy as np
 import pytest
-from serving_support import (
-    TrainedProject,
-    histories_at,
-    materialize,
-    request_body,
-    require_container_engine,
-    trained_project,
-)
 
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
-from pdm_assets_tests.benchmarks.serving import free_port
+from pdm_assets_tests.support.paths import ROOT
+from pdm_assets_tests.support.processes import free_port
+from pdm_assets_tests.support.project import materialize
+from pdm_assets_tests.support.serving import TrainedProject, histories_at, request_body, require_container_engine
 
-ROOT = Path(__file__).resolve().parents[1]
 CODE_IMAGE = "localhost/pdm-assets-code:test"
 START_TIMEOUT_S = 240
 
@@ -51,10 +44,6 @@ def logs(container: str) -> str:
     done = podman("logs", container, check=False)
     return done.stdout + done.stderr
 
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
-    return trained_project(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -15,19 +15,15 @@ import httpx
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving_support import Server, TrainedProject, histories_at, request_body, serve_bento, trained_project
 
-from pdm_assets_tests.benchmarks.serving import free_port
+from pdm_assets_tests.support.processes import free_port
+from pdm_assets_tests.support.serving import Server, TrainedProject, histories_at, request_body, serve_bento
 
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
 
 BODY_BYTES = 100 * 1024 * 1024
 RSS_GROWTH_LIMIT = 50 * 1024 * 1024
 
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
-    return trained_project(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,22 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving_support import Server, TrainedProject, copy_home, histories_at, request_body, serve_bento, trained_project
 
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.serving.model_file import MODEL_FILE
+from pdm_assets_tests.support.serving import (
+    Server,
+    TrainedProject,
+    copy_home,
+    histories_at,
+    request_body,
+    serve_bento,
+)
 
 MAX_BATCH, MAX_ROWS = 5, 48
 LIMITS_ENV = {"PDM_MAX_BATCH": str(MAX_BATCH), "PDM_MAX_TELEMETRY_ROWS": str(MAX_ROWS)}
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
 
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
-    return trained_project(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,14 @@ import numpy as np
 import pytest
 from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from prometheus_client import REGISTRY
-from serving_support import TrainedProject, histories_at, make_service, trained_project, variant_model
 from sklearn.base import BaseEstimator
 
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.serving.schema import MachineHistory
+from pdm_assets_tests.support.serving import TrainedProject, histories_at, make_service, variant_model
 
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
 
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
-    return trained_project(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

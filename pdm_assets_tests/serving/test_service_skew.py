@@ -7,20 +7,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from serving_support import TrainedProject, histories_at, make_service, trained_project
 
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, READINGS_COLUMN
 from pdm_assets.lib.serving.history_arrays import features_for_histories
 from pdm_assets.lib.serving.schema import Limits
+from pdm_assets_tests.support.serving import TrainedProject, histories_at, make_service
 
 POINTS = 200
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
 
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
-    return trained_project(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

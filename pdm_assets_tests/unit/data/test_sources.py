@@ -21,8 +21,8 @@ import pytest
 from pdm_assets.lib.data.sources import DataSourceError, load_local, load_raw, load_synthetic
 from pdm_assets.lib.data.tables import COLUMNS, FILE_NAMES, TABLE_NAMES, RawTables, TableName
 from pdm_assets.settings import Settings
-
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/azure-pdm"
+from pdm_assets_tests.support.capabilities import require
+from pdm_assets_tests.support.paths import REAL_DATA_DIR
 
 ROWS: dict[TableName, list[tuple[Any, ...]]] = {
     "telemetry": [
@@ -337,9 +337,8 @@ def test_load_raw_pinned_synthetic(tmp_path: Path, fleet_calls: list[dict[str, A
 
 @pytest.mark.real_data
 def test_real_dataset_loads_with_its_known_sizes() -> None:
-    if not REAL_DATA.is_dir():
-        pytest.skip(f"real dataset folder {REAL_DATA} absent")
-    tables = load_local(REAL_DATA)
+    require("real_data", REAL_DATA_DIR.is_dir(), f"real dataset folder {REAL_DATA_DIR} absent")
+    tables = load_local(REAL_DATA_DIR)
     rows = {name: record.rows for name, record in tables.records.items()}
     assert rows == {"telemetry": 43_200, "errors": 3_919, "maint": 3_286, "failures": 761, "machines": 100}
     telemetry = tables.records["telemetry"]

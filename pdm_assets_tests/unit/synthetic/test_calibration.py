@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,9 +32,10 @@ from pdm_assets.lib.synthetic.measure_telemetry import (
     telemetry_grid,
 )
 from pdm_assets.lib.synthetic.parameters import REAL_CALIBRATION
+from pdm_assets_tests.support.capabilities import require
+from pdm_assets_tests.support.paths import REAL_DATA_DIR, ROOT
 
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/azure-pdm"
-DOCS_JSON = Path(__file__).resolve().parents[1] / "docs/calibration.json"
+DOCS_JSON = ROOT / "docs/calibration.json"
 START = pd.Timestamp("2015-01-01 06:00")
 MAPPING = {"comp1": ("error1",), "comp2": ("error2", "error3")}
 
@@ -205,11 +205,10 @@ def test_model_shares_and_age_probabilities() -> None:
 
 @pytest.fixture(scope="module")
 def real_report() -> dict[str, Any]:
-    if not REAL_DATA.is_dir():
-        pytest.skip(f"{REAL_DATA} is absent: the real Azure PdM files are not on this machine")
+    require("real_data", REAL_DATA_DIR.is_dir(), f"{REAL_DATA_DIR} is absent: the real Azure PdM files are not here")
     from pdm_assets.lib.data.sources import load_local
 
-    return calibration_report(load_local(REAL_DATA))
+    return calibration_report(load_local(REAL_DATA_DIR))
 
 
 @pytest.mark.real_data

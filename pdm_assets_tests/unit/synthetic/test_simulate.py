@@ -6,7 +6,6 @@ import io
 import json
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,12 +16,13 @@ from pdm_assets.lib.data.tables import COLUMNS, COMPONENTS, SENSORS, TABLE_NAMES
 from pdm_assets.lib.synthetic.calibrate import calibrate, summarize
 from pdm_assets.lib.synthetic.parameters import REAL_CALIBRATION, Calibration
 from pdm_assets.lib.synthetic.simulate import generate_fleet
+from pdm_assets_tests.support.paths import ROOT
 
 MACHINES, DAYS, SEED = 100, 365, 7
 START = datetime(2015, 1, 1, 6)
 END = pd.Timestamp(START) + pd.Timedelta(days=DAYS)
 # The real data's descriptive statistics, written by `python -m pdm_assets.lib.synthetic.calibrate`.
-REAL = json.loads((Path(__file__).resolve().parents[1] / "docs/calibration.json").read_text())["summary"]
+REAL = json.loads((ROOT / "docs/calibration.json").read_text())["summary"]
 CSV_STRING_DTYPE = pd.read_csv(io.StringIO("a\nx\n"))["a"].dtype
 
 

@@ -1,7 +1,7 @@
 """Shared by the serving tests: one small trained project per session, a bento, and a served bento.
 
-A plain module (not a conftest) so the serving tests stay in their own files; `trained_project()` caches
-its result, so every test module's session fixture reuses the same training run.
+`trained_project()` caches its result, so the session fixture `trained` (conftest.py) and any other caller
+reuse the same training run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +24,13 @@ import dagster as dg
 import httpx
 import pandas as pd
 import pytest
-import requests
 
 from pdm_assets.lib.serving.schema import MachineHistory
 from pdm_assets_tests.benchmarks.pipeline import project_env as bench_project_env
-from pdm_assets_tests.benchmarks.serving import free_port
-from pdm_assets_tests.benchmarks.serving import stop_process_group as stop
+from pdm_assets_tests.support.capabilities import require
+from pdm_assets_tests.support.processes import free_port
+from pdm_assets_tests.support.processes import stop_process_group as stop
+from pdm_assets_tests.support.project import materialize
 
 MACHINES, DAYS = 10, 90  # 5 x 60 trips sklearn 1.9 binning in the current train.py (component head)
 READY_TIMEOUT_S = 180
@@ -115,56 +116,20 @@ def variant_model(project: TrainedProject, version: str, model: Any | None = Non
 _CACHE: dict[str, TrainedProject] = {}
 
 
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
-    """Poll until predicate() is truthy (returning it) or fail after timeout seconds.
-
-    A connection error or a half-formed answer (requests/OS errors, ValueError, KeyError, IndexError) counts
-    as "not yet"; anything else, an AssertionError from the predicate included, fails at once."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (requests.RequestException, OSError, ValueError, KeyError, IndexError) as error:
-            last = error
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
-
-
 def require_container_engine(*tools: str) -> None:
-    """Skip unless podman and `tools` are installed and podman holds the local python:3.11-slim base image
-    (the container builds use --pull=never)."""
+    """Skip (a failure under PDM_CI_REQUIRE) unless podman and `tools` are installed and podman holds the
+    local python:3.11-slim base image (the container builds use --pull=never)."""
     for tool in dict.fromkeys(("podman", *tools)):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (../shared/tools/container-engine-setup.sh)")
-    if subprocess.run(["podman", "image", "exists", BASE_IMAGE], capture_output=True, timeout=120,
-                      check=False).returncode != 0:
-        pytest.skip("no python:3.11-slim image (../shared/tools/container-engine-setup.sh builds the stand-in)")
+        require("container", shutil.which(tool) is not None,
+                f"{tool} is not installed (../shared/tools/container-engine-setup.sh)")
+    require("container", subprocess.run(["podman", "image", "exists", BASE_IMAGE], capture_output=True, timeout=120,
+                                         check=False).returncode == 0,
+            "no python:3.11-slim image (../shared/tools/container-engine-setup.sh builds the stand-in)")
 
 
 def project_env(root: Path) -> dict[str, str]:
     """The isolated settings of the serving project: the benchmark's, on this fleet."""
     return bench_project_env(root, MACHINES, DAYS)
-
-
-def materialize(selection: dg.AssetSelection,
-                instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
-    """Materialize a selection of the project's assets in-process with resources from the environment,
-    on `instance` (an ephemeral one by default)."""
-    from pdm_assets.definitions import defs
-    from pdm_assets.defs.resources import build_resources
-    from pdm_assets.settings import get_settings
-
-    definitions = defs() if callable(defs) else defs  # `@dg.definitions` makes a loader
-    return dg.materialize(
-        list(definitions.assets or []),
-        selection=selection,
-        resources=build_resources(get_settings()),
-        instance=instance or dg.DagsterInstance.ephemeral(),
-    )
 
 
 def trained_project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:

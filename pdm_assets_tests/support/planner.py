@@ -13,8 +13,8 @@ import dagster as dg
 
 from pdm_assets.defs.resources import build_resources
 from pdm_assets.settings import get_settings
+from pdm_assets_tests.support.paths import CHROMIUM
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PIPELINE = dg.AssetSelection.groups("ingest", "features", "training")
@@ -80,8 +80,7 @@ def tick_until_quiet(defs: dg.Definitions, instance: dg.DagsterInstance, cursor:
                      ) -> list[set[str]]:
     """Evaluate automation and run what it requests, except `not_run` (asset or check names), until quiet.
 
-    The same loop as e2e/test_drift_loop.py's, with a list of what not to run; that one can use this when the
-    test support is merged."""
+    The same loop as e2e/test_drift_loop.py's, with a list of what not to run."""
     ticks: list[set[str]] = []
     for _ in range(MAX_TICKS):
         result = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)

@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL for the tests that run Dagster and MLflow on Postgres (docs/scaling.md).
 
 Debian's server binaries (package `postgresql`), one cluster per test session in a temporary folder,
-listening on a free loopback port and trusting local connections. conftest.py turns it into the session
+listening on a free loopback port and trusting local connections. The top conftest.py turns it into the session
 fixture `postgres_cluster`; each test asks it for a fresh database.
 """
 
@@ -19,9 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-from pdm_assets_tests.benchmarks.serving import free_port
+from pdm_assets_tests.support.capabilities import missing, require
+from pdm_assets_tests.support.processes import free_port
 
 USER = "pdm"
 
@@ -29,8 +28,9 @@ USER = "pdm"
 def postgres_bin(name: str) -> str:
     """A PostgreSQL server binary (not on PATH on Debian), or a skip naming the package."""
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
-    if found is None:
-        pytest.skip(f"PostgreSQL server binaries ({name}) are not installed (Debian package postgresql)")
+    require("postgres", found is not None,
+            f"PostgreSQL server binaries ({name}) are not installed (Debian package postgresql)")
+    assert found is not None
     return found
 
 
@@ -68,7 +68,7 @@ def _run_as() -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        pytest.skip("running as root and there is no `postgres` user to run PostgreSQL as")
+        missing("postgres", "running as root and there is no `postgres` user to run PostgreSQL as")
     return ["runuser", "-u", "postgres", "--"]
 
 
