@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 from threadpoolctl import threadpool_limits
 
 from pdm_assets.lib.evaluation import protocol
 from pdm_assets.lib.evaluation.model_card import build_model_card, results_table
 from pdm_assets.lib.evaluation.plots import PLOT_NAMES
-from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
-from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
-from pdm_assets.lib.modelling.labels import build_labels
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS
 from pdm_assets.lib.modelling.train import fit_and_tune
-from pdm_assets.lib.synthetic.simulate import generate_fleet
+from pdm_assets_tests.support.fleet import StandardSplit
 
 
 @pytest.fixture(scope="module")
-def report() -> dict:
-    fleet = generate_fleet(machines=12, days=100, seed=9)
-    features = build_features(fleet.telemetry, fleet.errors, fleet.maint, fleet.machines, grid_hours=3)
-    table = modelling_table(features, build_labels(features, fleet.failures, 24))
-    plan = plan_for_table(table, train_end=datetime(2015, 9, 30, 1), test_start=datetime(2015, 10, 1, 1),
-                          horizon_hours=24, validation_fraction=0.2)
-    parts = split_parts(table, plan)
+def report(standard_split: StandardSplit) -> dict:
+    fleet, table, plan, parts = standard_split.fleet, standard_split.table, standard_split.plan, standard_split.parts
     config = protocol.ProtocolConfig(horizon_hours=24, grid_hours=3, cost_missed=50, cost_false_alarm=1,
                                      negative_fraction=0.25, seed=0, resamples=30, replica_max_rows=200)
     with threadpool_limits(1, user_api="openmp"):

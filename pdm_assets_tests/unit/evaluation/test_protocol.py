@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
-from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -13,13 +11,12 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from pdm_assets.lib.evaluation import guide_splits, protocol
-from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
-from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
-from pdm_assets.lib.modelling.labels import build_labels
+from pdm_assets.lib.modelling.dataset import plan_for_table
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS
 from pdm_assets.lib.modelling.train import fit_and_tune
-from pdm_assets.lib.synthetic.simulate import generate_fleet
+from pdm_assets_tests.support.fleet import TEST_START, TRAIN_END, StandardSplit
 
-TRAIN_END, TEST_START = datetime(2015, 9, 30, 1), datetime(2015, 10, 1, 1)
+Result = tuple[protocol.ProtocolResult, pd.DataFrame, pd.DataFrame]
 CONFIG = protocol.ProtocolConfig(horizon_hours=24, grid_hours=3, cost_missed=50, cost_false_alarm=1,
                                  negative_fraction=0.25, seed=0, resamples=60, replica_max_rows=300)
 REPORT_KEYS = {
@@ -35,13 +32,10 @@ def one_thread() -> Iterator[None]:
         yield
 
 
-@cache
-def result() -> tuple[protocol.ProtocolResult, pd.DataFrame, pd.DataFrame]:
-    fleet = generate_fleet(machines=16, days=120, seed=5)
-    features = build_features(fleet.telemetry, fleet.errors, fleet.maint, fleet.machines, grid_hours=3)
-    table = modelling_table(features, build_labels(features, fleet.failures, 24))
-    plan = plan_for_table(table, train_end=TRAIN_END, test_start=TEST_START, horizon_hours=24, validation_fraction=0.2)
-    parts = split_parts(table, plan)
+@pytest.fixture(scope="module")
+def result(standard_split: StandardSplit) -> Result:
+    fleet, features, table, plan, parts = (standard_split.fleet, standard_split.features, standard_split.table,
+                                           standard_split.plan, standard_split.parts)
     with threadpool_limits(1, user_api="openmp"):
         trained = fit_and_tune(parts["train"], parts["validation"], fleet.failures, feature_columns=FEATURE_COLUMNS,
                                horizon_hours=24, grid_hours=3, cost_missed=50, cost_false_alarm=1,
@@ -52,8 +46,8 @@ def result() -> tuple[protocol.ProtocolResult, pd.DataFrame, pd.DataFrame]:
     return outcome, parts["test"], fleet.failures
 
 
-def test_every_model_is_scored_on_the_same_test_rows() -> None:
-    outcome, test, _ = result()
+def test_every_model_is_scored_on_the_same_test_rows(result: Result) -> None:
+    outcome, test, _ = result
     assert set(outcome.assessments) == {"ours", "always_none", "error_rule", "guide_replica", "ours_no_telemetry"}
     for assessment in outcome.assessments.values():
         assert len(assessment.test_scores) == len(test)
@@ -61,16 +55,16 @@ def test_every_model_is_scored_on_the_same_test_rows() -> None:
         assert assessment.metrics["events"] == outcome.ours.metrics["events"] > 0
 
 
-def test_rules_keep_their_fixed_threshold_and_always_none_never_alerts() -> None:
-    outcome, _, _ = result()
+def test_rules_keep_their_fixed_threshold_and_always_none_never_alerts(result: Result) -> None:
+    outcome, _, _ = result
     none = outcome.assessments["always_none"].metrics
     assert none["threshold"] == protocol.RULE_THRESHOLD
     assert none["event_recall"] == 0.0 and none["false_alarms"] == 0
     assert outcome.assessments["error_rule"].metrics["threshold"] == protocol.RULE_THRESHOLD
 
 
-def test_intervals_contain_the_point_figures() -> None:
-    outcome, _, _ = result()
+def test_intervals_contain_the_point_figures(result: Result) -> None:
+    outcome, _, _ = result
     for assessment in outcome.assessments.values():
         for metric, (low, high) in assessment.ci.items():
             value = assessment.metrics[metric]
@@ -78,22 +72,22 @@ def test_intervals_contain_the_point_figures() -> None:
                 assert low - 1e-9 <= value <= high + 1e-9, (assessment.name, metric)
 
 
-def test_ours_beats_always_none_where_intervals_separate() -> None:
-    outcome, _, _ = result()
+def test_ours_beats_always_none_where_intervals_separate(result: Result) -> None:
+    outcome, _, _ = result
     assert outcome.comparisons["always_none"]["event_recall"] == "win"
     assert set(outcome.comparisons["error_rule"].values()) <= {"win", "loss", "no separation"}
 
 
-def test_the_event_curve_reaches_its_own_operating_point() -> None:
-    outcome, _, _ = result()
+def test_the_event_curve_reaches_its_own_operating_point(result: Result) -> None:
+    outcome, _, _ = result
     curve = outcome.event_curve
     assert len(curve["threshold"]) == len(curve["event_recall"]) == len(curve["false_alarms_per_100_machine_days"])
     assert curve["event_recall"][-1] == 0.0  # the last threshold is above every score
     assert max(curve["event_recall"]) >= outcome.ours.metrics["event_recall"]
 
 
-def test_report_has_the_stable_keys_and_is_plain_json() -> None:
-    outcome, _, _ = result()
+def test_report_has_the_stable_keys_and_is_plain_json(result: Result) -> None:
+    outcome, _, _ = result
     report = protocol.report(outcome, data_source="synthetic")
     assert set(report) >= REPORT_KEYS
     assert set(report["baselines"]) == {"always_none", "error_rule", "guide_replica", "ours_no_telemetry"}
@@ -105,16 +99,16 @@ def test_report_has_the_stable_keys_and_is_plain_json() -> None:
     json.loads(json.dumps(report, allow_nan=False))  # no NaN or infinity sneaks in
 
 
-def test_guide_comparison_carries_the_published_matrix() -> None:
-    outcome, _, _ = result()
+def test_guide_comparison_carries_the_published_matrix(result: Result) -> None:
+    outcome, _, _ = result
     published = outcome.guide["published"]
     assert published["confusion_matrix"][0] == [71724, 7, 0, 4, 3]
     assert published["r_gbm_macro_f1"] == 0.952
     assert "failure_vs_none" in outcome.guide["replica_argmax"]
 
 
-def test_feature_importance_ranks_our_columns() -> None:
-    outcome, _, _ = result()
+def test_feature_importance_ranks_our_columns(result: Result) -> None:
+    outcome, _, _ = result
     assert set(outcome.importance["feature"]) == set(FEATURE_COLUMNS)
     assert outcome.importance["importance"].is_monotonic_decreasing
 
@@ -128,8 +122,8 @@ def test_the_guides_three_splits_are_used_as_published_on_a_full_year(split: int
     assert plan.test_start == test_start and plan.validation_end == train_end
 
 
-def test_splits_table_has_a_line_per_model_with_intervals() -> None:
-    outcome, _, _ = result()
+def test_splits_table_has_a_line_per_model_with_intervals(result: Result) -> None:
+    outcome, _, _ = result
     row = {**protocol.report(outcome, data_source="synthetic"), "guide_split": 3}
     table = guide_splits.splits_table([row])
     assert list(table["model"]) == ["ours", "always_none", "error_rule", "ours_no_telemetry", "guide_replica"]

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
-from functools import cache
 
 import numpy as np
 import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
 from pdm_assets.lib.modelling.estimators import (
     HEAD_FLOOR,
     FailureThenComponent,
@@ -21,10 +18,10 @@ from pdm_assets.lib.modelling.estimators import (
     predict_components,
     score_failure,
 )
-from pdm_assets.lib.modelling.features import FEATURE_COLUMNS, build_features
-from pdm_assets.lib.modelling.labels import CLASSES, COMPONENT_LABELS, build_labels
+from pdm_assets.lib.modelling.features import FEATURE_COLUMNS
+from pdm_assets.lib.modelling.labels import CLASSES, COMPONENT_LABELS
 from pdm_assets.lib.modelling.train import fit_and_tune, fit_fixed, training_rows
-from pdm_assets.lib.synthetic.simulate import generate_fleet
+from pdm_assets_tests.support.fleet import StandardSplit
 
 
 @pytest.fixture(autouse=True)
@@ -32,16 +29,6 @@ def one_thread() -> Iterator[None]:
     """One OpenMP thread, as the assets use: faster on small data and on shared cores."""
     with threadpool_limits(1, user_api="openmp"):
         yield
-
-
-@cache
-def parts() -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    fleet = generate_fleet(machines=16, days=120, seed=5)
-    features = build_features(fleet.telemetry, fleet.errors, fleet.maint, fleet.machines, grid_hours=3)
-    table = modelling_table(features, build_labels(features, fleet.failures, 24))
-    plan = plan_for_table(table, train_end=datetime(2015, 9, 30, 1), test_start=datetime(2015, 10, 1, 1),
-                          horizon_hours=24, validation_fraction=0.2)
-    return split_parts(table, plan), fleet.failures
 
 
 def test_corrected_probability_multiplies_the_odds_by_the_sampling_fraction() -> None:
@@ -83,8 +70,8 @@ def test_a_single_failing_component_needs_no_head() -> None:
     assert proba[0, 1:4].sum() == 0.0 and proba[0, 4] > 0.5
 
 
-def test_fit_and_tune_chooses_on_validation_and_returns_one_pipeline() -> None:
-    split, failures = parts()
+def test_fit_and_tune_chooses_on_validation_and_returns_one_pipeline(standard_split: StandardSplit) -> None:
+    split, failures = standard_split.parts, standard_split.fleet.failures
     trained = fit_and_tune(
         split["train"], split["validation"], failures, feature_columns=FEATURE_COLUMNS, horizon_hours=24,
         grid_hours=3, cost_missed=50, cost_false_alarm=1, negative_fraction=0.25, seed=0,
@@ -104,8 +91,8 @@ def test_fit_and_tune_chooses_on_validation_and_returns_one_pipeline() -> None:
     assert scores[truth].mean() > 5 * scores[~truth].mean()
 
 
-def test_fit_fixed_reads_only_its_columns() -> None:
-    split, _ = parts()
+def test_fit_fixed_reads_only_its_columns(standard_split: StandardSplit) -> None:
+    split = standard_split.parts
     columns = ["error1_count_24h", "hours_since_error1", "model", "age"]
     pipeline = fit_fixed(split["train"], feature_columns=columns, params={"max_iter": 20}, negative_fraction=0.5,
                          seed=0)
@@ -113,8 +100,8 @@ def test_fit_fixed_reads_only_its_columns() -> None:
     assert list(proba.columns) == list(CLASSES)
 
 
-def test_a_training_period_without_failures_is_refused() -> None:
-    split, failures = parts()
+def test_a_training_period_without_failures_is_refused(standard_split: StandardSplit) -> None:
+    split, failures = standard_split.parts, standard_split.fleet.failures
     quiet = split["train"][~split["train"]["failure"]]
     with pytest.raises(ValueError, match="0 failure rows"):
         fit_and_tune(quiet, split["validation"], failures, feature_columns=FEATURE_COLUMNS, horizon_hours=24,
@@ -153,13 +140,15 @@ def test_rows_far_from_failure_skip_the_head_within_its_floor() -> None:
                                                     failing[x[:, 1] <= 0].sum() / failing.sum()])
 
 
-def test_the_feature_matrix_is_column_for_column_sklearns_one_hot_and_passthrough() -> None:
+def test_the_feature_matrix_is_column_for_column_sklearns_one_hot_and_passthrough(
+    standard_split: StandardSplit,
+) -> None:
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder
 
     from pdm_assets.lib.data.tables import MACHINE_MODELS
 
-    table = parts()[0]["train"]
+    table = standard_split.parts["train"]
     columns = list(FEATURE_COLUMNS)
     numeric = [c for c in columns if c != "model"]
     reference = ColumnTransformer([
@@ -173,8 +162,8 @@ def test_the_feature_matrix_is_column_for_column_sklearns_one_hot_and_passthroug
     np.testing.assert_array_equal(without_model.transform(table.head(5)), table[numeric].head(5).to_numpy(float))
 
 
-def test_the_feature_matrix_names_an_unknown_model_and_a_missing_column() -> None:
-    table = parts()[0]["train"].head(3)
+def test_the_feature_matrix_names_an_unknown_model_and_a_missing_column(standard_split: StandardSplit) -> None:
+    table = standard_split.parts["train"].head(3)
     prep = FeatureMatrix(list(FEATURE_COLUMNS)).fit(table)
     odd = table.assign(model=["model1", "model9", None])
     with pytest.raises(ValueError, match=r"unknown machine model model9, nan; expected one of model1"):
