@@ -355,24 +355,6 @@ def test_the_4xx_check_rejects_an_answer_without_a_message() -> None:
 # --- faults ----------------------------------------------------------------------------------------
 
 
-def test_service_starts_and_serves_with_mlflow_unreachable(
-    demo_bento: dict[str, Any], tmp_path: Path, payloads: list[tuple[list[int], bytes]]
-) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    server = Server(demo_bento["tag"], demo_bento["bentoml_home"], tmp_path / "serve.log",
-                    env={**pod_settings(), "PDM_MLFLOW_TRACKING_URI": closed, "MLFLOW_TRACKING_URI": closed}).start()
-    try:
-        server.wait_ready()
-        machine_ids, body = payloads[0]
-        answer = predict(server.url, body)
-        assert answer.status_code == 200, answer.text
-        assert [p["machine_id"] for p in answer.json()] == machine_ids
-        card = requests.get(f"{server.url}/model", timeout=10).json()
-        assert card["bento_tag"] == demo_bento["tag"]
-    finally:
-        server.stop()
-
-
 @dataclass
 class Outcomes:
     ok: int = 0
