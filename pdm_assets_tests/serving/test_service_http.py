@@ -238,20 +238,34 @@ def test_metrics_expose_the_custom_families_after_a_few_requests(
     assert values[("pdm_model_trained_timestamp_seconds", ())] > 1e9
 
 
+def calls_merging_requests(client: httpx.Client) -> float:
+    """Model calls so far that scored more than 2 histories (pdm_scored_together): with the 2-history requests
+    of the overlap test, the calls that merged requests."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        if family.name == "pdm_scored_together":
+            samples = {(s.name, s.labels.get("le")): s.value for s in family.samples}
+            return samples[("pdm_scored_together_count", None)] - samples[("pdm_scored_together_bucket", "2.0")]
+    raise AssertionError("/metrics has no pdm_scored_together")
+
+
 def test_overlapping_requests_each_get_their_own_answers_or_their_own_rejection(
     project: TrainedProject, server: Server, good: dict[str, Any]
 ) -> None:
-    """Concurrent requests may be scored in one call; answers must not mix, and a bad one fails alone."""
-    points = project.features.sample(3 * MAX_BATCH, random_state=7).reset_index(drop=True)
-    bodies = [request_body(histories_at(project, points.iloc[i : i + 3][["machineID", "datetime"]]))
-              for i in range(0, len(points), 3)]
+    """Concurrent requests are scored in one call; answers must not mix, and a bad one fails alone."""
+    # two histories a request: with PDM_MAX_BATCH=5 two requests fit one call (three would not)
+    points = project.features.sample(2 * MAX_BATCH, random_state=7).reset_index(drop=True)
+    bodies = [request_body(histories_at(project, points.iloc[i : i + 2][["machineID", "datetime"]]))
+              for i in range(0, len(points), 2)]
     late = {**good, "as_of": "2000-01-01T00:00:00"}  # every record is after as_of: a 422 for this request only
     with server.client() as c:
         alone = [post(c, body).json() for body in bodies]
+        merged_before = calls_merging_requests(c)
     # 12 at once: with PDM_MAX_BATCH=5 a worker holds at most 4 x 45 KB of bodies (the guard's byte budget)
     requests: list[Any] = [*bodies, {"histories": [late]}] * 2
     with ThreadPoolExecutor(len(requests)) as pool, httpx.Client(base_url=server.url, timeout=60) as c:
         responses = list(pool.map(lambda body: post(c, body), requests))
+        merged = calls_merging_requests(c) - merged_before
+    assert merged >= 1, "no model call scored more than one request's histories: nothing was batched"
     for body, response in zip(requests, responses, strict=True):
         if body["histories"][0] is late:
             assert response.status_code == 422 and "after as_of" in response.json()["error"], response.text
