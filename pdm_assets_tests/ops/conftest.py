@@ -26,7 +26,10 @@ def gateway(tmp_path: Path) -> Iterator[str]:
         pytest.skip("prometheus-pushgateway is not installed (Debian package `prometheus-pushgateway`)")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start_until_ready([binary, f"--web.listen-address=127.0.0.1:{port}"], f"{url}/-/ready",
+    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every gateway on the machine
+    # would start with the groups earlier tests pushed
+    process = start_until_ready([binary, f"--web.listen-address=127.0.0.1:{port}",
+                                 f"--persistence.file={tmp_path / 'pushgateway.data'}"], f"{url}/-/ready",
                                 tmp_path / "pushgateway.log", PUSHGATEWAY_START_TIMEOUT_S)
     try:
         yield url
