@@ -13,7 +13,7 @@ def load_defs() -> dg.Definitions:
         del sys.modules[name]
     from pdm_assets.definitions import defs
 
-    return defs
+    return defs() if callable(defs) else defs  # `@dg.definitions` makes a loader
 
 
 def materialize(selection: dg.AssetSelection,
