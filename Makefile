@@ -95,7 +95,7 @@ down:
 	deploy/scripts/stack.sh down
 
 load: install
-	$(RUN) pytest -q -s -p no:cacheprovider pdm_assets_tests/ops/test_service_load.py
+	$(RUN) pytest -q -s -p no:cacheprovider pdm_assets_tests/ops/test_service.py -k locust
 
 bench: install
 	$(RUN) python -m pdm_assets_tests.benchmarks

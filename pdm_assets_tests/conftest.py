@@ -1,21 +1,52 @@
-"""Shared fixtures: the real data folder (skipped when absent), an isolated working directory, a PostgreSQL."""
+"""Shared fixtures: the real data folder, an isolated working directory, a PostgreSQL, the session's trained
+project; the PDM_CI_REQUIRE capability report."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from postgres_support import PostgresCluster, running_cluster
 
-REAL_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "azure-pdm"
+from pdm_assets_tests.support import capabilities
+from pdm_assets_tests.support.paths import CHROMIUM, REAL_DATA_DIR
+from pdm_assets_tests.support.postgres import PostgresCluster, running_cluster
+
+if TYPE_CHECKING:  # imported in the fixture: dagster and BentoML are not the unit tier's to load
+    from pdm_assets_tests.support.serving import TrainedProject
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    capabilities.required()  # a misspelt PDM_CI_REQUIRE stops the run before any test
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the capabilities this run skipped for; on GitHub Actions, also in the job's summary."""
+    skipped = capabilities.skipped_capabilities(terminalreporter.stats.get("skipped", []))
+    lines = [f"- {name}: {count} tests skipped" for name, count in sorted(skipped.items())]
+    text = "\n".join(["### Capabilities this run skipped", *(lines or ["- none"])]) + "\n"
+    terminalreporter.write_sep("-", "capabilities skipped: " + (", ".join(sorted(skipped)) or "none"))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(text)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A `browser` test needs Debian's Chromium and playwright: skipped without them, failed if CI requires."""
+    if item.get_closest_marker("browser") is not None:
+        capabilities.require("browser", CHROMIUM.exists() and importlib.util.find_spec("playwright") is not None,
+                             f"Chromium ({CHROMIUM}) or playwright is not installed")
 
 
 @pytest.fixture
 def real_data_dir() -> Path:
-    """../shared/data/azure-pdm, or a skip with the reason when it is not there."""
-    if not (REAL_DATA_DIR / "PdM_machines.csv").exists():
-        pytest.skip(f"real data folder {REAL_DATA_DIR} is absent")
+    """../shared/data/azure-pdm, or a skip (a failure under PDM_CI_REQUIRE) when it is not there."""
+    capabilities.require("real_data", (REAL_DATA_DIR / "PdM_machines.csv").exists(),
+                         f"real data folder {REAL_DATA_DIR} is absent")
     return REAL_DATA_DIR
 
 
@@ -39,3 +70,11 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     """One throwaway PostgreSQL per session (skipped without Debian's server binaries); tests make databases."""
     with running_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
+    """The small synthetic project, materialized through its bento once per session (about a minute)."""
+    from pdm_assets_tests.support.serving import trained_project
+
+    return trained_project(tmp_path_factory)

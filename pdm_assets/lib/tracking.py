@@ -220,12 +220,23 @@ def _history(client: MlflowClient, registered_name: str) -> list[dict[str, str]]
     return loaded
 
 
+# What MLflow answers for an unknown registered model (RESOURCE_DOES_NOT_EXIST) or alias (INVALID_PARAMETER_VALUE);
+# anything else, an unreachable server included, is an error and not "no champion yet".
+NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
+def is_not_found(error: MlflowException) -> bool:
+    return error.error_code in NOT_FOUND_CODES
+
+
 def alias_version(tracking_uri: str, registered_name: str, alias: str = CHAMPION_ALIAS) -> str | None:
-    """The version an alias points at, or None when the model or alias does not exist yet."""
+    """The version an alias points at, or None when the model or alias does not exist yet (MLflow errors raise)."""
     with tracking(tracking_uri) as client:
         try:
             return str(client.get_model_version_by_alias(registered_name, alias).version)
-        except MlflowException:
+        except MlflowException as error:
+            if not is_not_found(error):
+                raise
             return None
 
 

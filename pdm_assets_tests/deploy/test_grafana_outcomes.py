@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pandas as pd
 
 from pdm_assets.lib.planning.outcomes import outcome_registry, realized_recall
+from pdm_assets_tests.support.paths import ROOT
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "pdm-service.json"
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "pdm-service.json"
 
 
 def pushed_metric_names() -> set[str]:

@@ -24,15 +24,13 @@ from pdm_assets.lib.synthetic.parameters import REAL_CALIBRATION
 from pdm_assets.lib.synthetic.simulate import generate_fleet
 from pdm_assets.lib.tracking import alias_history, alias_version
 from pdm_assets.settings import get_settings
-from pdm_assets_tests.test_defs_graph import ROOT, load_defs
+from pdm_assets_tests.support.project import load_defs
 
 MACHINES, DAYS, LANDED_DAYS = 12, 100, 30  # 12 x 100 is enough for the first version to pass the gate
 MAX_TICKS = 8
 PIPELINE = dg.AssetSelection.groups("ingest", "features", "training")
 SERVING = {"bento", "bento_container"}
 OFFSETS = {"volt": 30.0, "pressure": 20.0}
-
-pytestmark = pytest.mark.slow
 
 
 def land_new_days(landing: Path, start: pd.Timestamp, *, with_failures: bool) -> dict[str, int]:
@@ -134,9 +132,9 @@ def run_loop(isolated_project: Path, monkeypatch: pytest.MonkeyPatch, *, with_fa
     }
 
 
-def save_summary(name: str, outcome: dict[str, Any]) -> None:
-    """What the run did, for the operator reading reports/e2e/ (and the closing note)."""
-    folder = ROOT / "reports" / "e2e"
+def save_summary(artifacts: Path, name: str, outcome: dict[str, Any]) -> None:
+    """What the run did, for the operator reading the test artifacts (e2e/conftest.py)."""
+    folder = artifacts / "e2e"
     folder.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in outcome.items() if k != "drift"}
     summary["drift_check_passed"] = outcome["drift"].evaluation.passed
@@ -155,9 +153,11 @@ def assert_common(outcome: dict[str, Any]) -> None:
     assert outcome["promotion"]["candidate_version"] != outcome["champion_before"]  # a challenger was trained
 
 
-def test_recoverable_drift_promotes_the_challenger(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recoverable_drift_promotes_the_challenger(
+    isolated_project: Path, monkeypatch: pytest.MonkeyPatch, artifacts: Path
+) -> None:
     outcome = run_loop(isolated_project, monkeypatch, with_failures=True)
-    save_summary("recoverable_drift", outcome)
+    save_summary(artifacts, "recoverable_drift", outcome)
     assert_common(outcome)
     assert outcome["promotion"]["outcome"] == "promoted", outcome["promotion"]["reason"]
     assert outcome["champion_after"] == outcome["promotion"]["candidate_version"]
@@ -165,9 +165,11 @@ def test_recoverable_drift_promotes_the_challenger(isolated_project: Path, monke
     assert SERVING & set().union(*outcome["ticks"]), "the serving assets should rebuild after a promotion"
 
 
-def test_a_challenger_without_evidence_is_rejected(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_challenger_without_evidence_is_rejected(
+    isolated_project: Path, monkeypatch: pytest.MonkeyPatch, artifacts: Path
+) -> None:
     outcome = run_loop(isolated_project, monkeypatch, with_failures=False)
-    save_summary("rejected_challenger", outcome)
+    save_summary(artifacts, "rejected_challenger", outcome)
     assert_common(outcome)
     assert outcome["promotion"]["outcome"] == "rejected"
     assert "FAIL beats_baselines" in outcome["promotion"]["reason"]  # no failure to announce in the test period

@@ -18,13 +18,12 @@ from pdm_assets.lib.planning.outcomes import weekly_outcomes, worklist_predictio
 from pdm_assets.lib.planning.plots import outcome_trends, risk_heatmap
 from pdm_assets.lib.planning.report import inline_plots, render_report
 from pdm_assets.lib.synthetic.simulate import generate_fleet
-from pdm_assets_tests.e2e.planner_support import CHROMIUM, screenshot
+from pdm_assets_tests.support.planner import screenshot
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.browser  # skipped without Chromium (conftest.py), failed under PDM_CI_REQUIRE
 
 
-def test_the_report_renders_with_its_table_and_plots(tmp_path: Path) -> None:
+def test_the_report_renders_with_its_table_and_plots(tmp_path: Path, artifacts: Path) -> None:
     fleet = generate_fleet(machines=8, days=60, seed=4)
     t = {name: fleet.table(name) for name in ("telemetry", "errors", "maint", "machines", "failures")}
     rng = np.random.default_rng(0)
@@ -48,7 +47,7 @@ def test_the_report_renders_with_its_table_and_plots(tmp_path: Path) -> None:
     path = tmp_path / "fleet_report.html"
     path.write_text(page)
 
-    shown = screenshot(path, ROOT / "reports" / "ui" / "fleet_report_synthetic.png")
+    shown = screenshot(path, artifacts / "ui" / "fleet_report_synthetic.png")
     assert shown["worklist_rows"] == 8 and shown["alert_rows"] == int(today["alert"].sum())
     images = dict(shown["images"])  # type: ignore[arg-type]
     assert images["heatmap"] and images["outcomes"] and images["lead_time"], images

@@ -26,16 +26,13 @@ from pdm_assets.lib.synthetic.parameters import REAL_CALIBRATION
 from pdm_assets.lib.synthetic.simulate import generate_fleet
 from pdm_assets.lib.tracking import alias_version
 from pdm_assets.settings import get_settings
-from pdm_assets_tests.e2e.planner_support import PIPELINE, materialize, project_defs, tick_until_quiet
+from pdm_assets_tests.support.planner import PIPELINE, materialize, project_defs, tick_until_quiet
 
 # 12 x 160: the first version passes the gate with a test period of about 9 events, so its event-recall CI
 # is narrower than [0, 1] (at 12 x 100 it is [0, 1] and no realized figure could fall below it).
 MACHINES, DAYS, LANDED_DAYS = 12, 160, 28
 # The drift check is left out so that whatever retraining happens is the outcomes' doing (drift has its own loop).
 NOT_RUN_HERE = {"bento", "bento_container", "features:drift"}
-ROOT = Path(__file__).resolve().parents[2]
-
-pytestmark = pytest.mark.slow
 
 
 def land_days(landing: Path, origin: pd.Timestamp, start: pd.Timestamp, seed: int, *,
@@ -117,17 +114,17 @@ def run_loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, silent_failures: bo
     }
 
 
-def save(name: str, outcome: dict[str, Any]) -> None:
-    folder = ROOT / "reports" / "e2e"
+def save(artifacts: Path, name: str, outcome: dict[str, Any]) -> None:
+    folder = artifacts / "e2e"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.json").write_text(json.dumps(outcome, indent=2, default=str))
 
 
 def test_a_stale_champion_fails_realized_recall_and_is_retrained(
-    isolated_project: Path, monkeypatch: pytest.MonkeyPatch
+    isolated_project: Path, monkeypatch: pytest.MonkeyPatch, artifacts: Path
 ) -> None:
     outcome = run_loop(isolated_project, monkeypatch, silent_failures=True)
-    save("outcome_loop_degraded", outcome)
+    save(artifacts, "outcome_loop_degraded", outcome)
     assert outcome["landed"]["failures"] >= 3
     assert outcome["realized_recall_passed"] is False, outcome["realized_recall"]
     assert outcome["realized_recall"]["realized_fleet_risk"] < outcome["realized_recall"]["bound"]
@@ -138,12 +135,14 @@ def test_a_stale_champion_fails_realized_recall_and_is_retrained(
                                          == "promoted" else outcome["champion_before"])
     page = isolated_project / "reports" / "fleet_report.html"
     assert page.exists(), "the report follows the outcomes"
-    shutil.copy(page, ROOT / "reports" / "fleet_report_synthetic.html")
+    shutil.copy(page, artifacts / "fleet_report_synthetic.html")
 
 
-def test_matching_outcomes_request_no_retraining(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_matching_outcomes_request_no_retraining(
+    isolated_project: Path, monkeypatch: pytest.MonkeyPatch, artifacts: Path
+) -> None:
     outcome = run_loop(isolated_project, monkeypatch, silent_failures=False)
-    save("outcome_loop_matching", outcome)
+    save(artifacts, "outcome_loop_matching", outcome)
     assert outcome["realized_recall_passed"] is True, outcome["realized_recall"]
     assert outcome["realized_recall"]["realized_fleet_risk"] >= outcome["realized_recall"]["bound"]
     requested = set().union(*map(set, outcome["ticks"]))

@@ -13,14 +13,15 @@ import pandas as pd
 import pytest
 
 from pdm_assets.settings import get_settings
-from pdm_assets_tests.e2e.planner_support import CHROMIUM, PIPELINE, materialize, project_defs, score_days, screenshot
+from pdm_assets_tests.support.capabilities import require
+from pdm_assets_tests.support.paths import CHROMIUM
+from pdm_assets_tests.support.planner import PIPELINE, materialize, project_defs, score_days, screenshot
 
-pytestmark = [pytest.mark.slow, pytest.mark.real_data]
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.real_data
 
 
 def test_the_planners_view_on_the_real_slice(
-    isolated_project: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    isolated_project: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch, artifacts: Path
 ) -> None:
     monkeypatch.setenv("PDM_DATA_DIR", str(real_data_dir))
     monkeypatch.setenv("PDM_FLEET_RISK_DIR", str(isolated_project / "reports" / "fleet_risk"))
@@ -60,15 +61,15 @@ def test_the_planners_view_on_the_real_slice(
         "weekly": json.loads(weekly.to_json(orient="records")),
         "example_reasons": alerts["reasons"].head(3).tolist(),
     }
-    out = ROOT / "reports" / "e2e"
+    out = artifacts / "e2e"
     out.mkdir(parents=True, exist_ok=True)
     (out / "planner_real.json").write_text(json.dumps(summary, indent=2, default=str))
     page = isolated_project / "reports" / "fleet_report.html"
     assert page.exists()
-    shutil.copy(page, ROOT / "reports" / "fleet_report_real.html")
-    if CHROMIUM.exists():
-        shown = screenshot(page, ROOT / "reports" / "ui" / "fleet_report_real.png")
-        assert shown["worklist_rows"] == 20  # the scored machines; the 80 others are one line
-        assert all(ok for _, ok in shown["images"])  # type: ignore[union-attr]
-        assert all(url.startswith(("file:", "data:")) for url in shown["requests"])  # type: ignore[union-attr]
+    shutil.copy(page, artifacts / "fleet_report_real.html")
     assert last - timedelta(days=days - 1) == first
+    require("browser", CHROMIUM.exists(), f"no {CHROMIUM} for the report's screenshot (the rest passed)")
+    shown = screenshot(page, artifacts / "ui" / "fleet_report_real.png")
+    assert shown["worklist_rows"] == 20  # the scored machines; the 80 others are one line
+    assert all(ok for _, ok in shown["images"])  # type: ignore[union-attr]
+    assert all(url.startswith(("file:", "data:")) for url in shown["requests"])  # type: ignore[union-attr]

@@ -19,13 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pdm_assets_tests.benchmarks.serving import free_port
-from pdm_assets_tests.benchmarks.serving import stop_process_group as stop
-from pdm_assets_tests.serving_support import wait_for
+from pdm_assets_tests.support.paths import ROOT
+from pdm_assets_tests.support.processes import free_port, wait_for
+from pdm_assets_tests.support.processes import stop_process_group as stop
 
-pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 EXAMPLE = ROOT / "docs" / "examples" / "predict_request.json"
 

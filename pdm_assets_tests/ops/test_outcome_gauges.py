@@ -8,7 +8,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pdm_assets.lib.monitoring.drift import push_registry
 from pdm_assets.lib.planning.outcomes import PUSHGATEWAY_JOB, outcome_registry, realized_recall
-from pdm_assets_tests.test_ops_pushgateway import gateway  # noqa: F401  # the fixture: a real pushgateway
 
 
 def test_outcome_gauges_read_back_from_the_gateway(gateway: str) -> None:  # noqa: F811

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from serving_support import TrainedProject, request_body, serve_bento, trained_project
 
 from pdm_assets.defs.resources import MLflowResource
 from pdm_assets.lib.modelling.early_warning import EARLY_WARNING
@@ -16,13 +15,10 @@ from pdm_assets.lib.modelling.estimators import score_failure
 from pdm_assets.lib.modelling.features import BASELINE_READINGS_COLUMN, TELEMETRY_LOOKBACK_HOURS
 from pdm_assets.lib.serving.requests_from_tables import histories_from_tables
 from pdm_assets.settings import get_settings
+from pdm_assets_tests.support.serving import TrainedProject, request_body, serve_bento
 
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
 
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
-    return trained_project(tmp_path_factory)
 
 
 def body(project: TrainedProject, points: pd.DataFrame, hours: int) -> dict:

@@ -11,19 +11,15 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from serving_support import Server, TrainedProject, histories_at, request_body, serve_bento, trained_project
 
 from pdm_assets.lib.modelling.reasons import FailureExplainer
 from pdm_assets.lib.planning.outcomes import logged_predictions
 from pdm_assets.lib.serving.prediction_log import read_prediction_log
+from pdm_assets_tests.support.serving import Server, TrainedProject, histories_at, request_body, serve_bento
 
 pytestmark = pytest.mark.slow  # trains the session's small project (about a minute)
 ROWS = 4
 
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
-    return trained_project(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from pdm_assets.lib.serving.contract import (
     check_scores,
 )
 from pdm_assets.lib.serving.model_file import save_model
-from pdm_assets.lib.tracking import CHAMPION_ALIAS, load_verified_pipeline, tracking
+from pdm_assets.lib.tracking import CHAMPION_ALIAS, is_not_found, load_verified_pipeline, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,8 @@ def _alias_holder(client: Any, tracking_uri: str, registered_name: str, alias: s
     try:
         return client.get_model_version_by_alias(registered_name, alias)
     except MlflowException as error:
+        if not is_not_found(error):
+            raise  # MLflow unreachable or failing: its own message names the URI
         raise BentoBuildError(
             f"no version of {registered_name!r} holds the alias {alias!r} in {tracking_uri}{hint}"
         ) from error

@@ -1,0 +1,13 @@
+"""The deploy tier: compose, Helm, Kubernetes and Grafana files rendered and checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pdm_assets_tests.support.tiers import mark_tier
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_tier(items, Path(__file__).parent, pytest.mark.deploy)
