@@ -9,7 +9,9 @@ import dagster as dg
 import pytest
 
 from pdm_assets.defs.ingest.sensors import landing_sensor
+from pdm_assets.defs.resources import ProjectSettings
 from pdm_assets.lib.data.landing import REJECTED
+from pdm_assets.settings import get_settings
 
 ERRORS = "datetime,machineID,errorID\n2015-10-01 06:00:00,1,error1\n"
 
@@ -25,7 +27,10 @@ def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def tick(cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor)
+        # the sensor reads the landing folder from the settings resource, built from this test's environment
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"settings": ProjectSettings.of(get_settings())}
+        )
         result = landing_sensor(context)
         assert isinstance(result, dg.SensorResult | dg.SkipReason)
         return result
