@@ -18,10 +18,11 @@ from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
 
 from pdm_assets.defs.monitoring.checks import features_drift
-from pdm_assets.defs.resources import MLflowResource
+from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.modelling.labels import CLASSES
 from pdm_assets.lib.monitoring.drift import PUSHGATEWAY_JOB, DriftReport, drift_report, push_drift_metrics
 from pdm_assets.lib.tracking import LoadedModel
+from pdm_assets.settings import get_settings
 from pdm_assets_tests.benchmarks.serving import free_port, stop_process_group
 
 FEATURES = ["volt_mean", "rotate_mean", "pressure_mean"]
@@ -43,7 +44,9 @@ def gateway(tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "pushgateway.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [pushgateway_binary(), f"--web.listen-address=127.0.0.1:{port}"],
+            # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every gateway started
+            # on the machine would then load what an earlier one held. In memory only, each test's starts empty.
+            [pushgateway_binary(), f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
@@ -152,7 +155,7 @@ def test_the_drift_check_reports_when_the_gateway_is_down(
     features.loc[features["datetime"] > "2015-02-20", "volt_mean"] += 30  # the last days drift
 
     resource = _ChampionResource(tracking_uri="sqlite:///unused.db", experiment="unused", registered_model_name="m")
-    result = features_drift(features=features, mlflow=resource)
+    result = features_drift(settings=ProjectSettings.of(get_settings()), features=features, mlflow=resource)
 
     assert result.passed is False, "the shifted feature must still fail the check"
     metadata = {key: value.value for key, value in result.metadata.items()}
