@@ -283,16 +283,18 @@ def test_every_metric_the_rules_and_dashboard_query_is_exported(
 ) -> None:
     """Names in PromQL that are neither recording rules nor exported would leave panels and alerts blank."""
     from pdm_assets.lib.monitoring import drift
+    from pdm_assets.lib.planning.outcomes import outcome_prometheus_text
 
     predict(service.url, payloads[0][1])
     predict(service.url, b'{"histories": []}')  # a rejection: labelled counters appear with their first child
     exported = metric_names(requests.get(service.metrics_url, timeout=10).text)
     exported |= {"pdm_feature_drift_psi"} & metric_names(drift.prometheus_text(_tiny_drift_report()))
+    exported |= metric_names(outcome_prometheus_text(_tiny_outcome_registry()))  # pushed by prediction_outcomes
     exprs = [r["expr"] for p in (DEPLOY / "prometheus" / "rules").glob("*.yml")
              for g in yaml.safe_load(p.read_text())["groups"] for r in g["rules"]]
     exprs += [t["expr"] for p in (DEPLOY / "grafana" / "dashboards").glob("*.json")
               for panel in json.loads(p.read_text())["panels"] for t in panel.get("targets", [])]
-    used = {m for expr in exprs for m in re.findall(r"(?<![\w:])((?:pdm|bentoml)_[a-z_]+)", expr)}
+    used = {m for expr in exprs for m in re.findall(r"(?<![\w:])((?:pdm|bentoml)_[a-z0-9_]+)", expr)}
     assert used, "no metric names found"
     missing = sorted(used - exported)
     assert not missing, f"queried but not exported: {missing}"
@@ -308,6 +310,19 @@ def _tiny_drift_report() -> Any:
     frame = pd.DataFrame({"volt_mean_24h": [1.0, 2.0, 3.0]})
     scores = np.array([0.1, 0.2, 0.3])
     return drift.drift_report(frame, frame, ["volt_mean_24h"], scores, scores, 0.5)
+
+
+def _tiny_outcome_registry() -> Any:
+    """The outcome gauges of one resolved week of one source, every figure finite, to read their names."""
+    import pandas as pd
+
+    from pdm_assets.lib.planning.outcomes import outcome_registry, realized_recall
+
+    weekly = pd.DataFrame({"source": ["fleet_risk"], "week": ["2015-03-02"], "events": [4], "detected": [3],
+                           "event_recall": [0.75], "false_alarms_per_100_machine_days": [1.0],
+                           "lead_time_median_h": [20.0], "top_n_precision": [0.5]})
+    verdict = realized_recall(weekly, 0.95, (0.9, 1.0), weeks=4, min_events=3)
+    return outcome_registry(weekly, verdict, 0.95)
 
 
 # --- fuzzing ---------------------------------------------------------------------------------------
