@@ -203,8 +203,9 @@ def materialize_pipeline(machines: int, days: int, progress: Path | None = None)
     """Materialize the ingest, features and training groups in this process (its cwd and env are the project's)."""
     import dagster as dg
 
-    from pdm_assets.definitions import defs
+    from pdm_assets.definitions import defs as load
 
+    defs = load.load_fn()  # `@dg.definitions` makes a loader: the code location's Definitions
     instance = dg.DagsterInstance.ephemeral()
     cpu_start = time.process_time()
     with _RssSampler(progress) as sampler:

@@ -13,10 +13,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pdm_assets.lib.serving.bento import BuiltBento
 
 FLOOR_REPEATS = 300
 FLOOR_WARMUP = 20
@@ -50,19 +53,20 @@ def json_row(values: Sequence[Any]) -> list[Any]:
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
-def build_bento() -> dict[str, Any]:
+def build_bento() -> BuiltBento:
     """Materialize the `bento` asset of this project (the champion must be registered)."""
     import dagster as dg
 
-    from pdm_assets.definitions import defs
+    from pdm_assets.definitions import defs as load
 
+    defs = load.load_fn()  # `@dg.definitions` makes a loader: the code location's Definitions
     result = dg.materialize(
         cast(list[Any], list(defs.assets or [])),
         selection=dg.AssetSelection.assets("bento"),
         resources=defs.resources,
         instance=dg.DagsterInstance.ephemeral(),
     )
-    built: dict[str, Any] = result.output_for_node("bento")
+    built: BuiltBento = result.output_for_node("bento")
     return built
 
 
@@ -117,7 +121,7 @@ def main(argv: Sequence[str]) -> None:
         }
         expected = 1.0 - pipeline.predict_proba(features[columns])[:, 0]
     summary = {
-        "bento_tag": bento["tag"],
+        "bento_tag": bento.tag,
         "bentoml_home": str(settings.bentoml_home.resolve()),
         "model_uri": f"models:/{contract.registered_name}@champion",
         "registered_version": contract.registered_version,

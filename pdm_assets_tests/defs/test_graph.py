@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES
+from pdm_assets.lib.evaluation.promotion import PromotionOutcome
+from pdm_assets.lib.modelling.registered import RegisteredModel
 from pdm_assets.lib.synthetic.simulate import generate_fleet
 from pdm_assets.lib.tracking import alias_version
 from pdm_assets.settings import get_settings
@@ -58,15 +60,15 @@ def test_whole_graph_on_a_small_synthetic_fleet(isolated_project: Path, monkeypa
     report = json.loads((isolated_project / "reports" / "evaluation.json").read_text())
     assert report["data_source"] == "synthetic"
     assert {"horizon_hours", "test_start", "row_pr_auc", "row_f1", "threshold"} <= set(report)
-    model = result.output_for_node("model")
-    assert model["record"]["version"] == "1"  # registered in MLflow
+    model: RegisteredModel = result.output_for_node("model")
+    assert model.version == "1"  # registered in MLflow
     # Two months of five machines rarely hold enough failures to beat every baseline: the gate decides,
     # and the alias follows its decision either way.
-    promotion = result.output_for_node("promotion")
+    promotion: PromotionOutcome = result.output_for_node("promotion")
     settings = get_settings()
     champion = alias_version(settings.mlflow_tracking_uri, settings.registered_model_name)
-    assert champion == ("1" if promotion["promote"] else None)
-    assert promotion["reason"]
+    assert champion == ("1" if promotion.promote else None)
+    assert promotion.reason
 
     validated = result.output_for_node("validated_tables", "validated_telemetry")
     quarantine = result.output_for_node("validated_tables", "quarantine")

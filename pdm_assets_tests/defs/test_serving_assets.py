@@ -12,6 +12,7 @@ import pytest
 
 from pdm_assets.lib.serving.bento import (
     BentoBuildError,
+    ContainerResult,
     bento_version,
     container_engine_problem,
     directory_size,
@@ -82,19 +83,20 @@ def test_bento_and_container_assets_without_a_container_engine(
     # The bento holds the service and the package code it imports, and nothing of Dagster.
     src = bento_path / "src"
     assert (src / "bentos" / "pdm_service" / "service.py").is_file()
-    assert {"features.py", "history.py", "train.py"} <= {p.name for p in (src / "pdm_assets" / "lib").glob("*.py")}
+    shipped = {p.relative_to(src / "pdm_assets" / "lib").as_posix() for p in (src / "pdm_assets" / "lib").rglob("*.py")}
+    assert {"modelling/features.py", "serving/history_arrays.py", "modelling/estimators.py"} <= shipped
     assert not (src / "pdm_assets" / "defs").exists() and not (src / "pdm_assets" / "definitions.py").exists()
     requirements = (bento_path / "env" / "python" / "requirements.txt").read_text()
     assert "scikit-learn==" in requirements and "pandas==" in requirements and "dagster" not in requirements
 
-    container = result.output_for_node("bento_container")
-    assert container["status"] == "skipped" and container["image"] is None
-    assert container["reason"].startswith("skipped: no container engine ('podman' is not on PATH)")
-    dockerfile = Path(container["containerfile"]).read_text()
+    container: ContainerResult = result.output_for_node("bento_container")
+    assert container.status == "skipped" and container.image is None
+    assert container.reason.startswith("skipped: no container engine ('podman' is not on PATH)")
+    dockerfile = container.containerfile.read_text()
     assert "FROM python:3.11-slim AS base-container" in dockerfile
     assert "USER bentoml" in dockerfile and "build-essential" not in dockerfile
     check = result.get_asset_check_evaluations()[0]
     assert (check.check_name, check.passed, check.severity) == ("image_built", False, dg.AssetCheckSeverity.WARN)
-    assert check.metadata["reason"].value == container["reason"]
+    assert check.metadata["reason"].value == container.reason
     container_meta = result.asset_materializations_for_node("bento_container")[0].metadata
     assert container_meta["status"].value == "skipped"

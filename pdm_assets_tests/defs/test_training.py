@@ -10,9 +10,10 @@ import pytest
 from mlflow import MlflowClient
 
 from pdm_assets.defs.resources import MLflowResource
-from pdm_assets.lib.evaluation.promotion import not_worse_than_champion
-from pdm_assets.lib.modelling.dataset import modelling_table, plan_from_dict, split_parts
+from pdm_assets.lib.evaluation.promotion import PromotionOutcome, not_worse_than_champion
+from pdm_assets.lib.modelling.dataset import modelling_table, split_parts
 from pdm_assets.lib.modelling.estimators import score_failure
+from pdm_assets.lib.modelling.registered import RegisteredModel
 from pdm_assets.lib.tracking import alias_version
 from pdm_assets.settings import get_settings
 from pdm_assets_tests.support.project import load_defs
@@ -54,11 +55,11 @@ def test_training_group_registers_evaluates_and_gates(isolated_project: Path, mo
 
     # The model asset registers; only the gate moves the alias. Version 1 has no champion to beat, and on
     # this fleet (12 machines, 100 days) it beats every baseline on the test period.
-    decision = first.output_for_node("promotion")
-    assert decision["promote"], decision["reason"]
+    outcome: PromotionOutcome = first.output_for_node("promotion")
+    assert outcome.promote, outcome.reason
     gate_1 = metadata(first, "promotion")
     assert gate_1["candidate_version"] == "1" and gate_1["outcome"] == "promoted"
-    assert decision["criteria"][1]["reason"].startswith("no champion yet")
+    assert outcome.decision.criteria[1].reason.startswith("no champion yet")
     assert alias_version(settings.mlflow_tracking_uri, settings.registered_model_name) == "1"
     client = MlflowClient(settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
     tags = client.get_model_version(settings.registered_model_name, "1").tags
@@ -70,16 +71,16 @@ def test_training_group_registers_evaluates_and_gates(isolated_project: Path, mo
         registered_model_name=settings.registered_model_name,
     ).load_alias()
     assert champion is not None and champion.version == "1"
-    model = first.output_for_node("model")
+    model: RegisteredModel = first.output_for_node("model")
     table = modelling_table(first.output_for_node("features"), first.output_for_node("labels"))
-    validation = split_parts(table, plan_from_dict(model["split"]))["validation"]
+    validation = split_parts(table, model.split)["validation"]
     failures = first.output_for_node("validated_tables", "validated_failures")
     scores = score_failure(champion.pipeline, validation[champion.metadata["feature_columns"]])
-    assert scores == pytest.approx(score_failure(model["pipeline"], validation[model["feature_columns"]]))
+    assert scores == pytest.approx(score_failure(model.trained.pipeline, validation[model.trained.feature_columns]))
     against = not_worse_than_champion(
-        validation, failures, challenger=(scores, model["threshold"]),
+        validation, failures, challenger=(scores, model.trained.threshold),
         champion=(scores, float(champion.metadata["threshold"])), horizon_hours=24, grid_hours=3,
         cost_missed=settings.cost_missed_failure, cost_false_alarm=settings.cost_false_alarm,
     )
     assert against.passed and against.details["difference"] == 0.0
-    assert against.details["champion_cost"] == pytest.approx(model["validation"]["cost"])
+    assert against.details["champion_cost"] == pytest.approx(model.trained.validation["cost"])

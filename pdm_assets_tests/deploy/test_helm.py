@@ -106,7 +106,7 @@ def test_runs_are_kubernetes_jobs_and_storage_is_an_external_postgres() -> None:
 
 def test_the_code_location_is_this_project() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    module = pyproject["tool"]["dagster"]["module_name"]
+    module = pyproject["tool"]["dg"]["project"]["code_location_target_module"]  # [tool.dagster] became [tool.dg]
     (deployment,) = deployments()
     assert deployment["dagsterApiGrpcArgs"] == ["-m", module]
     assert deployment["image"]["tag"] not in {"latest", ""}, "runs must use the exact image of their location"

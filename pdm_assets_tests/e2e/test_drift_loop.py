@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from pdm_assets.defs.ingest.sensors import landing_sensor
+from pdm_assets.lib.evaluation.promotion import PromotionOutcome
 from pdm_assets.lib.synthetic.parameters import REAL_CALIBRATION
 from pdm_assets.lib.synthetic.simulate import generate_fleet
 from pdm_assets.lib.tracking import alias_history, alias_version
@@ -95,7 +96,7 @@ def run_loop(isolated_project: Path, monkeypatch: pytest.MonkeyPatch, *, with_fa
     with dg.DagsterInstance.get() as instance:
         first = dg.materialize(list(defs.assets or []), selection=PIPELINE, resources=defs.resources, instance=instance)
         assert first.success
-        assert first.output_for_node("promotion")["promote"], "the first version should become champion"
+        assert first.output_for_node("promotion").promote, "the first version should become champion"
         # the automation sensor was already running before the new data landed
         cursor = dg.evaluate_automation_conditions(defs, instance).cursor
         champion_before = alias_version(settings.mlflow_tracking_uri, settings.registered_model_name)
@@ -103,14 +104,16 @@ def run_loop(isolated_project: Path, monkeypatch: pytest.MonkeyPatch, *, with_fa
 
         start = pd.Timestamp(settings.synthetic_start) + timedelta(days=DAYS)
         landed = land_new_days(settings.landing_dir, start, with_failures=with_failures)
-        tick = landing_sensor(dg.build_sensor_context(instance=instance))
+        tick = landing_sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
         assert isinstance(tick, dg.SensorResult) and len(tick.run_requests) == 1
         request = tick.run_requests[0]
         ingest = defs.resolve_job_def("ingest_landed_files").execute_in_process(
             run_config=request.run_config, instance=instance, tags=request.tags
         )
         assert ingest.success
-        second_tick = landing_sensor(dg.build_sensor_context(instance=instance, cursor=tick.cursor))
+        second_tick = landing_sensor(
+            dg.build_sensor_context(instance=instance, cursor=tick.cursor, resources=defs.resources)
+        )
         assert isinstance(second_tick, dg.SkipReason)
 
         ticks = tick_until_quiet(defs, instance, cursor)
@@ -118,7 +121,7 @@ def run_loop(isolated_project: Path, monkeypatch: pytest.MonkeyPatch, *, with_fa
         drift_key = dg.AssetCheckKey(dg.AssetKey("features"), "drift")
         drift = instance.event_log_storage.get_latest_asset_check_execution_by_key([drift_key]).get(drift_key)
         assert drift is not None, f"the drift check never ran; automation requested {ticks}"
-        promotion = defs.load_asset_value("promotion", instance=instance)
+        promotion: PromotionOutcome = defs.load_asset_value("promotion", instance=instance)
     return {
         "landed": landed,
         "raw_before": raw_before,
@@ -137,6 +140,7 @@ def save_summary(artifacts: Path, name: str, outcome: dict[str, Any]) -> None:
     folder = artifacts / "e2e"
     folder.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in outcome.items() if k != "drift"}
+    summary["promotion"] = dataclasses.asdict(outcome["promotion"])
     summary["drift_check_passed"] = outcome["drift"].evaluation.passed
     summary["drift_metadata"] = {k: str(v.value) for k, v in outcome["drift"].evaluation.metadata.items()}
     summary["ticks"] = [sorted(t) for t in outcome["ticks"]]
@@ -150,7 +154,7 @@ def assert_common(outcome: dict[str, Any]) -> None:
     assert evaluation is not None and not evaluation.passed, "the drift check should have failed"
     requested = set().union(*outcome["ticks"])
     assert {"validated_telemetry", "features", "features:drift", "model", "evaluation", "promotion"} <= requested
-    assert outcome["promotion"]["candidate_version"] != outcome["champion_before"]  # a challenger was trained
+    assert outcome["promotion"].candidate_version != outcome["champion_before"]  # a challenger was trained
 
 
 def test_recoverable_drift_promotes_the_challenger(
@@ -159,8 +163,8 @@ def test_recoverable_drift_promotes_the_challenger(
     outcome = run_loop(isolated_project, monkeypatch, with_failures=True)
     save_summary(artifacts, "recoverable_drift", outcome)
     assert_common(outcome)
-    assert outcome["promotion"]["outcome"] == "promoted", outcome["promotion"]["reason"]
-    assert outcome["champion_after"] == outcome["promotion"]["candidate_version"]
+    assert outcome["promotion"].decision.outcome == "promoted", outcome["promotion"].reason
+    assert outcome["champion_after"] == outcome["promotion"].candidate_version
     assert [h["version"] for h in outcome["history"]][-1] == outcome["champion_after"]
     assert SERVING & set().union(*outcome["ticks"]), "the serving assets should rebuild after a promotion"
 
@@ -171,7 +175,7 @@ def test_a_challenger_without_evidence_is_rejected(
     outcome = run_loop(isolated_project, monkeypatch, with_failures=False)
     save_summary(artifacts, "rejected_challenger", outcome)
     assert_common(outcome)
-    assert outcome["promotion"]["outcome"] == "rejected"
-    assert "FAIL beats_baselines" in outcome["promotion"]["reason"]  # no failure to announce in the test period
+    assert outcome["promotion"].decision.outcome == "rejected"
+    assert "FAIL beats_baselines" in outcome["promotion"].reason  # no failure to announce in the test period
     assert outcome["champion_after"] == outcome["champion_before"]
     assert not SERVING & set().union(*outcome["ticks"]), "nothing to rebuild when the champion stays"
