@@ -8,24 +8,15 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from ingest_support import TELEMETRY_HEADER, load_defs, materialize_ingest, output_metadata
 
 from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES, TableName
 from pdm_assets.lib.synthetic.simulate import generate_fleet
+from pdm_assets_tests.support.ingest import TELEMETRY_HEADER, materialize_ingest, output_metadata
+from pdm_assets_tests.support.project import load_defs
 
 GOOD = "170.0,450.0,100.0,40.0"
 UNUSABLE_KEYS = f"not a time,1,{GOOD}\n2016-01-01 01:00:00,x,{GOOD}\n"
 
-
-@pytest.fixture
-def synthetic_landing(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PDM_DATA_SOURCE", "synthetic")
-    monkeypatch.setenv("PDM_SYNTHETIC_MACHINES", "3")
-    monkeypatch.setenv("PDM_SYNTHETIC_DAYS", "10")
-    folder = isolated_project / "landing"
-    folder.mkdir()
-    monkeypatch.setenv("PDM_LANDING_DIR", str(folder))
-    return folder
 
 
 def land(folder: Path, name: str, text: str) -> Path:
@@ -39,10 +30,10 @@ def volt_at(frame: pd.DataFrame, machine: int, time: str) -> list[float]:
     return pd.to_numeric(frame.loc[at & (frame["machineID"].astype(str) == str(machine)), "volt"]).tolist()
 
 
-def test_a_correction_replaces_the_row_and_the_same_content_twice_changes_nothing(synthetic_landing: Path) -> None:
+def test_a_correction_replaces_the_row_and_the_same_content_twice_changes_nothing(landing: Path) -> None:
     defs = load_defs()
     with dg.instance_for_test() as instance:
-        first = land(synthetic_landing, "telemetry_20160101T0000.csv", TELEMETRY_HEADER + UNUSABLE_KEYS)
+        first = land(landing, "telemetry_20160101T0000.csv", TELEMETRY_HEADER + UNUSABLE_KEYS)
         first.write_text(first.read_text() + f"2016-01-01 00:00:00,1,4000.0,{GOOD[6:]}\n")
         assert materialize_ingest(defs, instance, [first]).success
         before = defs.load_asset_value("raw_telemetry", instance=instance)
@@ -51,7 +42,7 @@ def test_a_correction_replaces_the_row_and_the_same_content_twice_changes_nothin
         correction = TELEMETRY_HEADER + f"2016-01-01 00:00:00,1,{GOOD}\n"
         correction += f"{source_row['datetime']},{source_row['machineID']},171.5,{GOOD[6:]}\n"
         result = materialize_ingest(
-            defs, instance, [land(synthetic_landing, "telemetry_20160102T0000.csv", correction)]
+            defs, instance, [land(landing, "telemetry_20160102T0000.csv", correction)]
         )
         assert result.success
         raw = defs.load_asset_value("raw_telemetry", instance=instance)
@@ -63,7 +54,7 @@ def test_a_correction_replaces_the_row_and_the_same_content_twice_changes_nothin
         assert (quarantined["table"] == "telemetry").sum() == 2  # the two unusable keys; 4000 V is gone
 
         again = TELEMETRY_HEADER + UNUSABLE_KEYS + correction.removeprefix(TELEMETRY_HEADER)
-        result = materialize_ingest(defs, instance, [land(synthetic_landing, "telemetry_20160103T0000.csv", again)])
+        result = materialize_ingest(defs, instance, [land(landing, "telemetry_20160103T0000.csv", again)])
         assert result.success
         assert len(defs.load_asset_value("raw_telemetry", instance=instance)) == len(before)
         assert output_metadata(result, "raw_telemetry")["landed_identical_rows"] == 4

@@ -6,21 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import pytest
-from ingest_support import TELEMETRY_HEADER, load_defs, materialize_ingest, output_metadata, telemetry_rows
 
 from pdm_assets.lib.data.landing import PROCESSED, gone_files
-
-
-@pytest.fixture
-def landing(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PDM_DATA_SOURCE", "synthetic")
-    monkeypatch.setenv("PDM_SYNTHETIC_MACHINES", "3")
-    monkeypatch.setenv("PDM_SYNTHETIC_DAYS", "10")
-    folder = isolated_project / "landing"
-    folder.mkdir()
-    monkeypatch.setenv("PDM_LANDING_DIR", str(folder))
-    return folder
+from pdm_assets_tests.support.ingest import (
+    TELEMETRY_HEADER,
+    materialize_ingest,
+    output_metadata,
+    telemetry_rows,
+)
+from pdm_assets_tests.support.project import load_defs
 
 
 def land(folder: Path, name: str, hours: int) -> Path:

@@ -4,36 +4,24 @@ runs, a failed run's files are requested again, and a file is requested only onc
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from ingest_support import (
+
+from pdm_assets.lib.data.landing import PROCESSED, REJECTED
+from pdm_assets_tests.support.ingest import (
     TELEMETRY_HEADER,
-    load_defs,
     materialize_ingest,
     requested_files,
     run_request,
     telemetry_rows,
     tick,
 )
-
-from pdm_assets.lib.data.landing import PROCESSED, REJECTED
+from pdm_assets_tests.support.project import load_defs
 
 ERRORS = "datetime,machineID,errorID\n2016-01-02 06:00:00,1,error1\n2016-01-02 07:00:00,2,error3\n"
 
-
-@pytest.fixture
-def landing(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("PDM_DATA_SOURCE", "synthetic")
-    monkeypatch.setenv("PDM_SYNTHETIC_MACHINES", "3")
-    monkeypatch.setenv("PDM_SYNTHETIC_DAYS", "10")
-    monkeypatch.setenv("PDM_LANDING_SETTLE_SECONDS", "0")
-    folder = isolated_project / "landing"
-    folder.mkdir()
-    monkeypatch.setenv("PDM_LANDING_DIR", str(folder))
-    yield folder
 
 
 def extra_field_after_1200_rows(folder: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -14,14 +13,6 @@ from pdm_assets.settings import get_settings
 TELEMETRY_HEADER = "datetime,machineID,volt,rotate,pressure,vibration\n"
 INGEST = dg.AssetSelection.assets("raw_telemetry", "validated_telemetry").required_multi_asset_neighbors()
 
-
-def load_defs() -> dg.Definitions:
-    """The code location imported fresh, so its resources read this test's environment."""
-    for name in [m for m in sys.modules if m.startswith("pdm_assets.definitions")]:
-        del sys.modules[name]
-    from pdm_assets.definitions import defs
-
-    return defs if isinstance(defs, dg.Definitions) else defs()  # @dg.definitions makes it lazy
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None) -> tuple[dg.SensorResult | dg.SkipReason, str | None]:
