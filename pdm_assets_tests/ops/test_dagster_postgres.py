@@ -8,30 +8,20 @@ database. The Helm chart writes the same storage classes into its instance Confi
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
 import yaml
 
 from pdm_assets_tests.benchmarks.pipeline import project_env
-from pdm_assets_tests.support.paths import ROOT
+from pdm_assets_tests.support.documented import documented_instance_config
 from pdm_assets_tests.support.postgres import PostgresCluster
 from pdm_assets_tests.support.project import materialize
 
 MACHINES, DAYS = 3, 14
 SELECTION = dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets("features")
 
-
-def documented_instance_config() -> dict[str, Any]:
-    """The dagster.yaml block of docs/scaling.md's "Without Kubernetes" paragraph."""
-    text = (ROOT / "docs" / "scaling.md").read_text()
-    found = re.search(r"\*\*Without Kubernetes\*\*.*?```yaml\n(.*?)```", text, re.DOTALL)
-    assert found, "docs/scaling.md no longer shows a dagster.yaml for Postgres storage"
-    config: dict[str, Any] = yaml.safe_load(found.group(1))
-    return config
 
 
 def test_the_project_materializes_on_a_postgres_instance(

@@ -1,9 +1,8 @@
 """Every setting a user can change is in docs/configuration.md, under its environment variable."""
-from pathlib import Path
-
 from pdm_assets.settings import Settings
+from pdm_assets_tests.support.paths import ROOT
 
-CONFIGURATION_DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+CONFIGURATION_DOC = ROOT / "docs" / "configuration.md"
 
 
 def test_every_setting_has_a_row_in_the_configuration_doc() -> None:

@@ -13,8 +13,9 @@ from dagster._core.instance.config import PoolGranularity
 from dagster._core.op_concurrency_limits_counter import GlobalOpConcurrencyLimitsCounter
 
 from pdm_assets.defs.automation import TRAINING_POOL
+from pdm_assets_tests.support.documented import documented_instance_config
+from pdm_assets_tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 HELM_VALUES = yaml.safe_load((ROOT / "deploy" / "helm" / "dagster-values.yaml").read_text())
 COMPOSE_INSTANCE = yaml.safe_load((ROOT / "deploy" / "dagster" / "dagster.yaml").read_text())
 FITTING_ASSETS = {"model", "rolling_origin"}
@@ -48,13 +49,6 @@ def chart_instance(values: dict[str, Any]) -> dict[str, Any]:
     return written
 
 
-def documented_instance() -> dict[str, Any]:
-    text = (ROOT / "docs" / "scaling.md").read_text()
-    found = re.search(r"\*\*Without Kubernetes\*\*.*?```yaml\n(.*?)```", text, re.DOTALL)
-    assert found, "docs/scaling.md no longer shows a dagster.yaml"
-    config: dict[str, Any] = yaml.safe_load(found.group(1))
-    return config
-
 
 def test_the_steps_that_fit_models_are_the_training_pool_and_the_only_pool(definitions: dg.Definitions) -> None:
     pools = {key.to_user_string(): asset.op.pool for asset in definitions.assets or []
@@ -65,7 +59,8 @@ def test_the_steps_that_fit_models_are_the_training_pool_and_the_only_pool(defin
 
 @pytest.mark.parametrize("source", ["helm", "compose", "docs"])
 def test_every_instance_configuration_limits_the_training_pool_to_one_run(source: str) -> None:
-    config = {"helm": chart_instance(HELM_VALUES), "compose": COMPOSE_INSTANCE, "docs": documented_instance()}[source]
+    configs = {"helm": chart_instance(HELM_VALUES), "compose": COMPOSE_INSTANCE, "docs": documented_instance_config()}
+    config = configs[source]
     assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "run"}
     assert config["concurrency"]["runs"] == {"max_concurrent_runs": 4}
     assert "config" not in config["run_coordinator"], "Dagster refuses queue limits in both places"

@@ -1,14 +1,14 @@
 """Models pickled before lib/ was grouped by stage (classes named `pdm_assets.lib.train.*`) still load and
 score exactly as they did: registered versions and built bentos keep working after the move."""
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pdm_assets.lib.modelling.estimators import FailureThenComponent, predict_components
+from pdm_assets_tests.support.paths import ROOT
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = ROOT / "pdm_assets_tests" / "fixtures"
 
 
 def test_a_pipeline_pickled_at_the_old_module_path_scores_as_it_did() -> None:

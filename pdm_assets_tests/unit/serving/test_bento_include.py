@@ -5,7 +5,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from pdm_assets_tests.support.paths import ROOT
+
 # Imported by unpickling, not by the service's code: models registered before lib/ was grouped by stage.
 UNPICKLING_ONLY = {"pdm_assets/lib/train.py"}
 PROBE = """

@@ -1,8 +1,7 @@
 """The service image installs the versions uv.lock pins, the ones every test runs against."""
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from pdm_assets_tests.support.paths import ROOT
 
 
 def locked_versions() -> dict[str, str]:
