@@ -4,7 +4,6 @@ head, the evaluation scores it at 48 h, the rolling origin reports, and the gate
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -17,18 +16,11 @@ from pdm_assets.lib.modelling.early_warning import EARLY_WARNING, early_warning_
 from pdm_assets.lib.modelling.estimators import score_failure
 from pdm_assets.lib.modelling.registered import RegisteredModel
 from pdm_assets.settings import get_settings
+from pdm_assets_tests.support.project import load_defs
 
 GROUPS = ("ingest", "features", "training", "backtest")
 FLEET = {"PDM_DATA_SOURCE": "synthetic", "PDM_SYNTHETIC_MACHINES": "12", "PDM_SYNTHETIC_DAYS": "100"}
 
-
-def load_definitions() -> dg.Definitions:
-    """The code location loaded fresh, so its resources read this test's settings."""
-    for name in [m for m in sys.modules if m.startswith("pdm_assets.definitions")]:
-        del sys.modules[name]
-    from pdm_assets.definitions import defs
-
-    return defs.load_fn()
 
 
 def materialize(defs: dg.Definitions, selection: dg.AssetSelection, instance: dg.DagsterInstance
@@ -45,7 +37,7 @@ def criteria(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
 def test_both_heads_are_registered_evaluated_and_gated(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in FLEET.items():
         monkeypatch.setenv(name, value)
-    defs, instance = load_definitions(), dg.DagsterInstance.ephemeral()
+    defs, instance = load_defs(), dg.DagsterInstance.ephemeral()
     first = materialize(defs, dg.AssetSelection.groups(*GROUPS), instance)
     assert first.success
 

@@ -26,7 +26,8 @@ from pdm_assets.lib.synthetic.parameters import REAL_CALIBRATION
 from pdm_assets.lib.synthetic.simulate import generate_fleet
 from pdm_assets.lib.tracking import alias_version
 from pdm_assets.settings import get_settings
-from pdm_assets_tests.support.planner import PIPELINE, materialize, project_defs, tick_until_quiet
+from pdm_assets_tests.support.planner import PIPELINE, project_defs, tick_until_quiet
+from pdm_assets_tests.support.project import materialize_definitions
 
 # 12 x 160: the first version passes the gate with a test period of about 9 events, so its event-recall CI
 # is narrower than [0, 1] (at 12 x 100 it is [0, 1] and no realized figure could fall below it).
@@ -67,7 +68,7 @@ def run_loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, silent_failures: bo
     from pdm_assets.defs.ingest.sensors import landing_sensor
 
     with dg.DagsterInstance.get() as instance:
-        first = materialize(defs, PIPELINE, instance)
+        first = materialize_definitions(defs, PIPELINE, instance)
         assert first.output_for_node("promotion").promote, "the first version should become champion"
         champion_before = alias_version(settings.mlflow_tracking_uri, settings.registered_model_name)
         cursor = dg.evaluate_automation_conditions(defs, instance).cursor
@@ -86,7 +87,7 @@ def run_loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, silent_failures: bo
         assert ingest.success
         # automation's first step after a landing: the validated tables (the rest follows in the ticks below)
         validated = dg.AssetSelection.assets("validated_telemetry").required_multi_asset_neighbors()
-        assert materialize(defs, validated, instance).success
+        assert materialize_definitions(defs, validated, instance).success
 
         # the sensor refresh: validated telemetry reached new days, and they are scored in one run
         scored_tick = fleet_sensor(dg.build_sensor_context(instance=instance, cursor=sensor_cursor))

@@ -15,7 +15,8 @@ import pytest
 from pdm_assets.settings import get_settings
 from pdm_assets_tests.support.capabilities import require
 from pdm_assets_tests.support.paths import CHROMIUM
-from pdm_assets_tests.support.planner import PIPELINE, materialize, project_defs, score_days, screenshot
+from pdm_assets_tests.support.planner import PIPELINE, project_defs, score_days, screenshot
+from pdm_assets_tests.support.project import materialize_definitions
 
 pytestmark = pytest.mark.real_data
 
@@ -31,7 +32,7 @@ def test_the_planners_view_on_the_real_slice(
     defs = project_defs()
     settings = get_settings()
     with dg.DagsterInstance.get() as instance:
-        trained = materialize(defs, PIPELINE, instance)
+        trained = materialize_definitions(defs, PIPELINE, instance)
         assert trained.success and trained.output_for_node("promotion").promote
         split = trained.output_for_node("model").split
         first, last = split.test_start.date(), date(2015, 3, 31)
@@ -49,7 +50,8 @@ def test_the_planners_view_on_the_real_slice(
         assert worklists.loc[worklists["failure_probability"].isna(), "status"].str.startswith("not scored").all()
         alerts = worklists[worklists["alert"]]
         assert len(alerts) and (alerts["reasons"].str.len() > 0).all()
-        outcomes = materialize(defs, dg.AssetSelection.assets("prediction_outcomes", "fleet_report"), instance)
+        reported = dg.AssetSelection.assets("prediction_outcomes", "fleet_report")
+        outcomes = materialize_definitions(defs, reported, instance)
         assert outcomes.success
         weekly = outcomes.output_for_node("prediction_outcomes")
         check = outcomes.get_asset_check_evaluations()[0]

@@ -18,6 +18,7 @@ from pdm_assets.lib.tracking import alias_version
 from pdm_assets.settings import get_settings
 from pdm_assets_tests.support.planner import project_defs
 from pdm_assets_tests.support.processes import free_port, start_until_ready, stop_process_group
+from pdm_assets_tests.support.project import materialize_definitions
 
 START_TIMEOUT_S = 180
 PIPELINE = dg.AssetSelection.groups("ingest", "features", "training") | dg.AssetSelection.assets("bento")
@@ -62,12 +63,6 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
         server.stop()
 
 
-def materialize(defs: dg.Definitions, selection: dg.AssetSelection, instance: dg.DagsterInstance
-                ) -> dg.ExecuteInProcessResult:
-    return dg.materialize([*(defs.assets or []), *(defs.asset_checks or [])], selection=selection,
-                          resources=defs.resources, instance=instance, raise_on_error=False)
-
-
 def failure_messages(result: dg.ExecuteInProcessResult) -> str:
     """The failed steps' errors, causes included."""
     return "\n".join(event.step_failure_data.error.to_string() for event in result.get_step_failure_events()
@@ -87,14 +82,14 @@ def test_mlflow_down_fails_training_promotion_and_bento_clearly_and_a_restart_re
     defs = project_defs()
     instance = dg.DagsterInstance.ephemeral()
 
-    first = materialize(defs, PIPELINE, instance)
+    first = materialize_definitions(defs, PIPELINE, instance, raise_on_error=False)
     assert first.success, failure_messages(first)
     champion = alias_version(mlflow_server.url, settings.registered_model_name)
     assert champion == "1"
 
     mlflow_server.stop()
     for step in MLFLOW_STEPS:
-        down = materialize(defs, dg.AssetSelection.assets(step), instance)
+        down = materialize_definitions(defs, dg.AssetSelection.assets(step), instance, raise_on_error=False)
         assert not down.success, f"{step} succeeded with MLflow stopped"
         failed = {event.step_key for event in down.get_step_failure_events()}
         assert failed == {step}, failed
@@ -105,7 +100,7 @@ def test_mlflow_down_fails_training_promotion_and_bento_clearly_and_a_restart_re
     mlflow_server.start()
     assert alias_version(mlflow_server.url, settings.registered_model_name) == champion
     for step in MLFLOW_STEPS:
-        again = materialize(defs, dg.AssetSelection.assets(step), instance)
+        again = materialize_definitions(defs, dg.AssetSelection.assets(step), instance, raise_on_error=False)
         assert again.success, f"{step} after the restart:\n{failure_messages(again)}"
     holder = alias_version(mlflow_server.url, settings.registered_model_name)
     assert holder in {"1", "2"}  # version 2 was registered by the retried model step and judged by the gate

@@ -14,6 +14,7 @@ import dagster as dg
 from pdm_assets.defs.resources import build_resources
 from pdm_assets.settings import get_settings
 from pdm_assets_tests.support.paths import CHROMIUM
+from pdm_assets_tests.support.project import materialize_definitions
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -25,15 +26,10 @@ def project_defs() -> dg.Definitions:
     """The code location's definitions, with resources from the PDM_ environment of the moment."""
     from pdm_assets.definitions import defs
 
-    loaded = defs()
+    loaded = defs.load_fn()
     return dg.Definitions(assets=loaded.assets, asset_checks=loaded.asset_checks, jobs=loaded.jobs,
                           sensors=loaded.sensors, resources=build_resources(get_settings()))
 
-
-def materialize(defs: dg.Definitions, selection: dg.AssetSelection, instance: dg.DagsterInstance
-                ) -> dg.ExecuteInProcessResult:
-    return dg.materialize([*(defs.assets or []), *(defs.asset_checks or [])], selection=selection,
-                          resources=defs.resources, instance=instance)
 
 
 def score_days(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date,
@@ -99,6 +95,5 @@ def tick_until_quiet(defs: dg.Definitions, instance: dg.DagsterInstance, cursor:
                    for asset, check in (name.split(":", 1) for name in not_run if ":" in name)]
         selection = (dg.AssetSelection.assets(*assets) | dg.AssetSelection.checks(*checks)) - dg.AssetSelection.checks(
             *skipped)
-        dg.materialize([*(defs.assets or []), *(defs.asset_checks or [])], selection=selection,
-                       resources=defs.resources, instance=instance, raise_on_error=False)
+        materialize_definitions(defs, selection, instance, raise_on_error=False)
     raise AssertionError(f"automation still requesting after {MAX_TICKS} ticks: {ticks}")

@@ -13,7 +13,7 @@ def load_defs() -> dg.Definitions:
         del sys.modules[name]
     from pdm_assets.definitions import defs
 
-    return defs() if callable(defs) else defs  # `@dg.definitions` makes a loader
+    return defs.load_fn()  # `@dg.definitions` makes a loader: the code location's Definitions
 
 
 def materialize(selection: dg.AssetSelection,
@@ -24,10 +24,17 @@ def materialize(selection: dg.AssetSelection,
     from pdm_assets.defs.resources import build_resources
     from pdm_assets.settings import get_settings
 
-    definitions = defs() if callable(defs) else defs  # `@dg.definitions` makes a loader
+    definitions = defs.load_fn()
     return dg.materialize(
         list(definitions.assets or []),
         selection=selection,
         resources=build_resources(get_settings()),
         instance=instance or dg.DagsterInstance.ephemeral(),
     )
+
+
+def materialize_definitions(defs: dg.Definitions, selection: dg.AssetSelection, instance: dg.DagsterInstance, *,
+                            raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """Materialize a selection of these definitions' assets, with the checks the selection brings, on `instance`."""
+    return dg.materialize([*(defs.assets or []), *(defs.asset_checks or [])], selection=selection,
+                          resources=defs.resources, instance=instance, raise_on_error=raise_on_error)
