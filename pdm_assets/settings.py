@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     # Where asset values are kept: a folder or an fsspec URI (s3://bucket/prefix, the endpoint and credentials from
     # the AWS_ environment). Unset: Dagster's default, $DAGSTER_HOME/storage, which only runs on this disk see.
     storage_uri: str | None = None
+    # Per-machine assets (raw to labels, test scoring) are partitioned into this many machine groups (machine id
+    # modulo N); 1 keeps them unpartitioned. Changing it starts a new set of partitions: backfill them.
+    machine_groups: int = Field(default=1, ge=1, le=1000)
+    # The model trains on a sample of every group: all rows within the longest horizon before a failure, and
+    # negative rows at one rate chosen so that about this many are kept across the fleet.
+    training_negative_budget: int = Field(default=2_000_000, ge=1000)
 
     # --- operations
     landing_dir: Path = Path("data/landing")
