@@ -87,11 +87,21 @@ class Role:
 
 
 @dataclass(frozen=True)
+class FleetBaselines:
+    """What the evaluation needs fitted once for the fleet, and the model version it was fitted beside."""
+
+    fitted: FittedBaselines
+    importance: pd.DataFrame  # our model's permutation importance on validation rows
+    model_version: str
+
+
+@dataclass(frozen=True)
 class GroupScores:
     """One group's validation and test rows of both protocols: keys, `<protocol>_part/_failure/_label` and each
     model's score, `<model>_component` and `<model>_class` (NaN and -1 where the model does not score the row)."""
 
     rows: pd.DataFrame
+    model_version: str = ""  # the version whose models scored them: the evaluation refuses a mix
 
     @property
     def nbytes(self) -> int:
