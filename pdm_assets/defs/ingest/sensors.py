@@ -59,7 +59,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, settings: ProjectSetting
     key = plan.cursor.start_request(good, now)
     request = dg.RunRequest(
         run_key=key,
-        run_config={"ops": {"raw_tables": {"config": {"landed_files": [str(f.path.resolve()) for f in good]}}}},
+        run_config={"ops": {"raw_tables": {"config": {"landed_files": [str(f.path) for f in good]}}}},
         tags={
             LANDING_REQUEST_TAG: key,
             "pdm/landed_files": ",".join(f.path.name for f in good)[:4000],
