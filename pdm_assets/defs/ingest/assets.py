@@ -1,12 +1,12 @@
 """Raw tables from the configured source, then validated frames plus a quarantine of rejected rows."""
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
+from upath import UPath
 
 from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.logs import lib_progress
@@ -16,6 +16,7 @@ from pdm_assets.defs.resources import ProjectSettings
 from pdm_assets.lib.data.groups import tables_of_group
 from pdm_assets.lib.data.landed_rows import LandedCounts, LandedMerge, with_landed
 from pdm_assets.lib.data.landing import accept, gone_files, processed_copy
+from pdm_assets.lib.data.landing_store import exists_now, landing_path
 from pdm_assets.lib.data.sources import load_raw
 from pdm_assets.lib.data.tables import TABLE_NAMES, Provenance, TableName
 from pdm_assets.lib.data.validation import ValidationOutcome, empty_quarantine, validate_all
@@ -94,16 +95,17 @@ def raw_tables(
             "rejected_files": dg.MetadataValue.json(merged.rejected),
         },
     )
-    # Only now, every output stored, do the files leave landing/: a failed run leaves them for the sensor.
+    # Only now, every output stored, do the files leave landing/: a failed run leaves them for the sensor. Another
+    # group's run may have moved a file first: then accept leaves it where it is.
     for path in pending:
-        if path.exists():
-            context.log.info(f"landed file {path.name} kept as {accept(path)}")
+        context.log.info(f"landed file {path.name} kept as {accept(path)}")
 
 
-def _pending_files(context: dg.AssetExecutionContext, names: list[str]) -> list[Path]:
-    """The requested files still in the landing folder. One an earlier successful run already moved to processed/
-    (a re-executed run) is skipped, its rows are appended from there; one gone anywhere else fails the run."""
-    paths = [Path(name) for name in names]
+def _pending_files(context: dg.AssetExecutionContext, names: list[str]) -> list[UPath]:
+    """The requested files still in the landing folder (a path or a URI). One an earlier run already moved to
+    processed/ (a re-executed run, or another group's run) is skipped, its rows are appended from there; one gone
+    anywhere else fails the run."""
+    paths = [landing_path(name) for name in names]
     gone = gone_files(paths)
     if gone:
         names_gone = ", ".join(str(path) for path in gone)
@@ -112,10 +114,13 @@ def _pending_files(context: dg.AssetExecutionContext, names: list[str]) -> list[
             "Its rows cannot be appended; land it again to have it read (the sensor requests what it finds).",
             metadata={"gone_files": dg.MetadataValue.json([str(path) for path in gone])},
         )
+    pending = []
     for path in paths:
-        if not path.exists():
+        if exists_now(path):
+            pending.append(path)
+        else:
             context.log.info(f"landed file {path.name} was already processed by an earlier run: {processed_copy(path)}")
-    return [path for path in paths if path.exists()]
+    return pending
 
 
 def _row_accounting(merged: LandedMerge, name: TableName) -> dict[str, int]:
