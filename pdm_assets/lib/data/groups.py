@@ -8,6 +8,7 @@ validation quarantines them (none is dropped here).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+
 import numpy as np
 import pandas as pd
 
