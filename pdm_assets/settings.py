@@ -113,9 +113,10 @@ class Settings(BaseSettings):
     # Per-machine assets (raw to labels, test scoring) are partitioned into this many machine groups (machine id
     # modulo N); 1 keeps them unpartitioned. Changing it starts a new set of partitions: backfill them.
     machine_groups: int = Field(default=1, ge=1, le=1000)
-    # The model trains on a sample of every group: all rows within the longest horizon before a failure, and
-    # negative rows at one rate chosen so that about this many are kept across the fleet.
-    training_negative_budget: int = Field(default=2_000_000, ge=1000)
+    # The model trains on a sample of every group: in the train period all rows within the longest horizon before a
+    # failure and the others at one rate r, elsewhere every row of a share r of the machines; r keeps about this
+    # many rows that are not near a failure across the fleet (lib/modelling/sample.py).
+    training_negative_budget: int = Field(default=1_000_000, ge=1000)
 
     # --- operations
     # A folder or an fsspec URI (s3://bucket/landing, the endpoint and credentials from the AWS_ environment): the
