@@ -34,7 +34,8 @@ def group_table() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def test_a_budget_covering_the_group_keeps_the_table_as_it_is(group_table) -> None:
     table, failures, _ = group_table
-    drawn = training_sample(table, failures, plan_of(table), longest_horizon_hours=LONGEST, negative_budget=10**9, seed=0)
+    drawn = training_sample(table, failures, plan_of(table), longest_horizon_hours=LONGEST, negative_budget=10**9,
+                            seed=0)
     assert drawn.table is table
     assert drawn.negative_rate == 1.0
     assert drawn.rows == len(table)
