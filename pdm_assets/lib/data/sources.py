@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -16,6 +17,9 @@ from pdm_assets.lib.data.groups import rows_of_group, tables_of_group
 from pdm_assets.lib.data.published import check_published
 from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES, FileRecord, RawTables, TableName
 from pdm_assets.settings import Settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "DataSourceError",
@@ -231,7 +235,8 @@ def _read_group_rows(path: Path, group: Group) -> pd.DataFrame:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        chunks = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_CHUNK_ROWS))
+        batches = pq.ParquetFile(path).iter_batches(batch_size=READ_CHUNK_ROWS)
+        chunks = (_group_batch(batch, group).to_pandas() for batch in batches)
     else:
         chunks = pd.read_csv(path, chunksize=READ_CHUNK_ROWS)
     kept = [rows_of_group(_header_stripped(chunk), *group) for chunk in chunks]
@@ -239,6 +244,22 @@ def _read_group_rows(path: Path, group: Group) -> pd.DataFrame:
         return pd.concat(kept, ignore_index=True)
     # A file without rows has no chunk: its columns still tell validation what the table is.
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, nrows=0)
+
+
+def _group_batch(batch: pa.RecordBatch, group: Group) -> pa.RecordBatch:
+    """Integer machine ids are cut in Arrow, before pandas converts the rows (the fleet's file is read whole by
+    every group); any other type is left to rows_of_group."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = [str(name).strip() for name in batch.schema.names]
+    if "machineID" not in names or not pa.types.is_integer(batch.column(names.index("machineID")).type):
+        return batch
+    ids = batch.column(names.index("machineID"))
+    index, groups = group
+    remainder = pc.subtract(ids, pc.multiply(pc.divide(ids, groups), groups))
+    # Arrow's division truncates: a negative id is kept here and put in its group by rows_of_group (floor).
+    return batch.filter(pc.or_(pc.equal(remainder, index), pc.less(ids, 0)))
 
 
 def _header_stripped(frame: pd.DataFrame) -> pd.DataFrame:

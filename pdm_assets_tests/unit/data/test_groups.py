@@ -22,7 +22,7 @@ from pdm_assets.lib.data.groups import (
     tables_of_group,
 )
 from pdm_assets.lib.data.sources import load_local
-from pdm_assets.lib.data.tables import TABLE_NAMES
+from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES
 from pdm_assets.lib.synthetic.simulate import generate_fleet
 
 
@@ -65,10 +65,8 @@ def test_a_table_without_machine_ids_goes_whole_to_the_first_group() -> None:
 def test_a_group_reads_only_its_machines_rows_from_files(tmp_path: Path, suffix: str) -> None:
     fleet = generate_fleet(machines=5, days=2, seed=3)
     for name in TABLE_NAMES:
-        stem = {"telemetry": "PdM_telemetry", "errors": "PdM_errors", "maint": "PdM_maint",
-                "failures": "PdM_failures", "machines": "PdM_machines"}[name]
         frame = fleet.table(name)
-        path = tmp_path / f"{stem}{suffix}"
+        path = tmp_path / FILE_NAMES[name].replace(".csv", suffix)
         frame.to_parquet(path) if suffix == ".parquet" else frame.to_csv(path, index=False)
     whole = load_local(tmp_path)
     for index in range(2):
@@ -89,3 +87,15 @@ def test_combined_puts_groups_back_in_key_order_and_frees_them() -> None:
     assert by_group(frame) == {"": frame}
     with pytest.raises(ValueError, match="backfill"):
         combined({})
+
+
+def test_negative_and_null_ids_in_parquet_keep_their_group(tmp_path: Path) -> None:
+    fleet = generate_fleet(machines=4, days=2, seed=3)
+    telemetry = fleet.telemetry.copy()
+    telemetry.loc[:5, "machineID"] = -1  # Python's modulo: group 2 of 3; Arrow's truncation would say -1
+    for name in TABLE_NAMES:
+        frame = telemetry if name == "telemetry" else fleet.table(name)
+        frame.to_parquet(tmp_path / FILE_NAMES[name].replace(".csv", ".parquet"))
+    parts = [load_local(tmp_path, group=(i, 3)).telemetry for i in range(3)]
+    assert sum(len(p) for p in parts) == len(telemetry)
+    assert (parts[2]["machineID"] == -1).sum() == 6
