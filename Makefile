@@ -25,7 +25,7 @@ help:
 	@echo "make load       Locust, 50 rps for 60 s against bentoml serve on loopback, results asserted"
 	@echo "make rollback VERSION=n   move the champion alias back to version n"
 	@echo "make trust VERSION=n      record the sha256 of a version registered before models were hashed"
-	@echo "make bench      pipeline at 100/300/1,000 machines, serving vs mlflow (<= 15 min): reports/benchmarks.{json,md}"
+	@echo "make bench      pipeline at 100/300/1,000 machines, serving vs mlflow, the machine-group fan-out at 1,000 and 10,000 (about 1 h): reports/benchmarks.{json,md}"
 
 $(LOCAL_UV):
 	$(PYTHON) -m pip install --quiet --target $(CURDIR)/.tools/uv uv

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pdm_assets_tests.benchmarks import machine, report
+from pdm_assets_tests.benchmarks.fanout import FANOUT_PLANS, run_fanout
 from pdm_assets_tests.benchmarks.pipeline import FleetResult, clean_environ, growth_exponent, project_env, run_fleet
 from pdm_assets_tests.benchmarks.serving import MAX_RPS_USERS, LoadPlan, measure_both
 
@@ -58,6 +59,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="reuse the trained projects already in --workdir (to rerun serving or the profile)")
     parser.add_argument("--skip-serving", action="store_true")
     parser.add_argument("--skip-profile", action="store_true")
+    parser.add_argument("--skip-fanout", action="store_true", help="leave out the machine-group fan-out")
+    parser.add_argument("--fanout-only", action="store_true",
+                        help="only the fan-out (pipeline, serving and profile left out)")
+    parser.add_argument("--fanout-budget-seconds", type=float, default=3600.0,
+                        help="the fan-out's own time budget (its three plans: about 40 minutes on 2 cores)")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default PDM_REPORTS_DIR)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the fleets' projects here (default: temp)")
     return parser.parse_args(argv)
@@ -87,8 +93,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "notes": [],
     }
     try:
+        if args.fanout_only:
+            args.skip_pipeline = args.skip_serving = args.skip_profile = True
         reserve = (0 if args.skip_serving else SERVING_RESERVE_S) + (0 if args.skip_profile else PROFILE_RESERVE_S)
-        if args.skip_pipeline:
+        if args.fanout_only:
+            pass
+        elif args.skip_pipeline:
             if args.workdir is None:
                 raise SystemExit("--skip-pipeline needs --workdir holding the fleets' projects of an earlier run")
         else:
@@ -98,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             _serving(figures, root / f"fleet_{serve_fleet}", serve_fleet, plan, out_dir)
         if not args.skip_profile:
             _profile(figures, preset.profile_machines, days, root, out_dir, deadline)
+        # The smoke run leaves the fan-out to its own test (ops/test_fanout_daemon.py): a daemon stack per plan.
+        if not (args.skip_fanout or args.smoke):
+            meter = machine.LoadMeter()
+            figures["fanout"] = run_fanout(FANOUT_PLANS, root, time.monotonic() + args.fanout_budget_seconds)
+            figures["machine"]["load"]["fan-out"] = meter.read()
     finally:
         figures["duration_seconds"] = round(time.monotonic() - started, 1)
         figures["targets"] = report.evaluate_targets(figures)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from pdm_assets_tests.benchmarks.fanout import fanout_section, fanout_values
 from pdm_assets_tests.benchmarks.serving import LoadPlan
 
 # The pipeline steps in graph order; any other step found is listed after them.
@@ -22,6 +23,10 @@ TARGETS: dict[str, tuple[str, str, float, str]] = {
     "ours_p99": ("our p99 at 50 rps, single histories", "≤", 25, "ms"),
     "throughput_ratio": ("our throughput / peer's (1 worker)", "≥", 2, ""),
     "batch100": ("our batch of 100, per history", "≤", 2, "ms"),
+    "fanout_10000_seconds": ("fan-out, 10,000 machines × 365 days, end to end", "≤", 1200, "s"),
+    "fanout_max_run_peak_rss": ("fan-out, the largest run's peak RSS (any plan)", "≤", 3, "GB"),
+    "fanout_rss_ratio": ("fan-out, largest run 10,000 vs 1,000 machines", "≤", 1.3, "×"),
+    "fanout_quality": ("fan-out at 1,000: recall and false alarms within one group's CIs", "≥", 1, "(1 = yes)"),
 }
 UNIT_SCALE = {"GB": MIB_PER_GB}  # the measured value is in MB
 MEETS = {"≤": lambda value, limit: value <= limit, "≥": lambda value, limit: value >= limit}
@@ -41,6 +46,7 @@ def evaluate_targets(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "ours_p99": ours.get("p99_ms"),
         "throughput_ratio": serving.get("throughput_ratio"),
         "batch100": ours.get("batch100_ms_per_history"),
+        **fanout_values(figures.get("fanout") or {}),
     }
     out = {}
     for key, (what, op, limit, unit) in TARGETS.items():
@@ -109,6 +115,7 @@ def render(figures: dict[str, Any]) -> str:
     out += _pipeline_section(figures)
     out += _profile_section(figures.get("profile") or {})
     out += _serving_section(figures.get("serving") or {})
+    out += fanout_section(figures.get("fanout") or {})
     notes = figures.get("notes") or []
     if notes:
         out += ["## Notes", "", *[f"- {note}" for note in notes], ""]
