@@ -118,7 +118,9 @@ class Settings(BaseSettings):
     training_negative_budget: int = Field(default=2_000_000, ge=1000)
 
     # --- operations
-    landing_dir: Path = Path("data/landing")
+    # A folder or an fsspec URI (s3://bucket/landing, the endpoint and credentials from the AWS_ environment): the
+    # sensor and every run pod must reach the same one, and on Kubernetes no pod's disk is seen by another.
+    landing_dir: str = "data/landing"
     # A landed file without a .done marker must be unchanged across two sensor ticks and this old; 0: taken at once.
     landing_settle_seconds: float = Field(default=5.0, ge=0)
     drift_window_days: int = Field(default=7, ge=1)

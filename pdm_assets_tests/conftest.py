@@ -4,6 +4,7 @@ project; the PDM_CI_REQUIRE capability report."""
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pdm_assets_tests.support import capabilities
+from pdm_assets_tests.support.object_store import AWS_ENV, create_bucket, running_s3
 from pdm_assets_tests.support.paths import CHROMIUM, REAL_DATA_DIR
 from pdm_assets_tests.support.postgres import PostgresCluster, running_cluster
 
@@ -70,6 +72,29 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     """One throwaway PostgreSQL per session (skipped without Debian's server binaries); tests make databases."""
     with running_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """One S3 API (moto's server on loopback) per session; its endpoint URL."""
+    with running_s3() as endpoint:
+        yield endpoint
+
+
+_buckets = itertools.count()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty bucket on the session's S3 API, reached through the AWS_ environment as a pod would."""
+    import s3fs
+
+    for name, value in {**AWS_ENV, "AWS_ENDPOINT_URL": s3_server}.items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()  # a cached client may point at another endpoint
+    bucket = f"pdm-test-{next(_buckets)}"
+    create_bucket(s3_server, bucket)
+    return bucket
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,8 @@ def test_both_heads_are_registered_evaluated_and_gated(isolated_project: Path, m
     assert gate_1["early_warning_not_worse_than_champion"]["reason"].startswith("48 h early_warning head: no champion")
 
     # A second version is compared with the champion's early-warning head on the same validation rows.
-    second = materialize(defs, dg.AssetSelection.assets("model", "evaluation", "promotion"), instance)
+    retrain = dg.AssetSelection.assets("model", "baselines", "scored_rows", "evaluation", "promotion")
+    second = materialize(defs, retrain, instance)
     gate_2 = criteria(second)
     against = gate_2["early_warning_not_worse_than_champion"]
     assert {"challenger_cost", "champion_cost", "difference_ci"} <= set(against["details"]), against

@@ -44,6 +44,7 @@ def test_a_new_file_requests_one_run_and_the_next_tick_skips(landing: Path) -> N
     first = tick()
     assert isinstance(first, dg.SensorResult)
     assert files_of(first) == ["errors_20151001T0600.csv"]
+    assert len(first.run_requests) == 1 and first.run_requests[0].partition_key is None  # one group: unpartitioned
     assert first.cursor is not None
 
     second = tick(first.cursor)
@@ -95,3 +96,46 @@ def test_only_bad_files_skip_with_the_reason(landing: Path) -> None:
     assert result.skip_reason is not None
     assert "pumps_20151001T0600.csv" in (result.skip_reason.skip_message or "")
     assert (landing / REJECTED / "pumps_20151001T0600.csv").exists()
+
+
+def test_with_three_groups_a_file_requests_one_run_per_group_its_machines_are_in(
+    landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PDM_MACHINE_GROUPS", "3")
+    rows = "".join(f"2015-10-01 0{hour}:00:00,{machine},error1\n" for hour, machine in enumerate((1, 4, 2)))
+    (landing / "errors_20151001T0600.csv").write_text(ERRORS.splitlines()[0] + "\n" + rows)  # groups 1 and 2
+    result = tick()
+    assert isinstance(result, dg.SensorResult)
+    by_group = {r.partition_key: r for r in result.run_requests}
+    assert sorted(by_group) == ["g1-of-3", "g2-of-3"]
+    for request in result.run_requests:
+        assert request.run_config["ops"]["raw_tables"]["config"]["landed_files"] == [
+            str(landing / "errors_20151001T0600.csv")
+        ]
+    assert len({r.run_key for r in result.run_requests}) == 2
+    assert len({r.tags["pdm/landing_request"] for r in result.run_requests}) == 1  # one request, two runs
+    assert json.loads(result.cursor or "{}")["request"]["runs"] == 2
+
+
+def test_a_file_without_readable_machine_ids_is_requested_for_the_first_group(
+    landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PDM_MACHINE_GROUPS", "3")
+    (landing / "errors_20151001T0600.csv").write_text("datetime,machineID,errorID\n2015-10-01 06:00:00,M-7,error1\n")
+    result = tick()
+    assert isinstance(result, dg.SensorResult)
+    assert [r.partition_key for r in result.run_requests] == ["g0-of-3"]
+
+
+def test_a_landing_folder_on_s3_is_listed_and_requested_by_uri(s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from upath import UPath
+
+    landing = UPath(f"s3://{s3_bucket}/landing")
+    (landing / "errors_20151001T0600.csv").write_text(ERRORS)
+    monkeypatch.setenv("PDM_LANDING_DIR", str(landing))
+    monkeypatch.setenv("PDM_LANDING_SETTLE_SECONDS", "0")
+    result = tick()
+    assert isinstance(result, dg.SensorResult)
+    assert result.run_requests[0].run_config["ops"]["raw_tables"]["config"]["landed_files"] == [
+        f"s3://{s3_bucket}/landing/errors_20151001T0600.csv"
+    ]

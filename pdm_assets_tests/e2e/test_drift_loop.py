@@ -103,7 +103,7 @@ def run_loop(isolated_project: Path, monkeypatch: pytest.MonkeyPatch, *, with_fa
         raw_before = {t: len(defs.load_asset_value(f"raw_{t}", instance=instance)) for t in ("telemetry", "errors")}
 
         start = pd.Timestamp(settings.synthetic_start) + timedelta(days=DAYS)
-        landed = land_new_days(settings.landing_dir, start, with_failures=with_failures)
+        landed = land_new_days(Path(settings.landing_dir), start, with_failures=with_failures)
         tick = landing_sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
         assert isinstance(tick, dg.SensorResult) and len(tick.run_requests) == 1
         request = tick.run_requests[0]

@@ -77,7 +77,7 @@ def run_loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, silent_failures: bo
 
         origin = pd.Timestamp(settings.synthetic_start)
         start = origin.normalize() + timedelta(days=DAYS + 1)
-        landed = land_days(settings.landing_dir, origin, start, settings.synthetic_seed,
+        landed = land_days(Path(settings.landing_dir), origin, start, settings.synthetic_seed,
                            silent_failures=silent_failures)
         tick = landing_sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
         assert isinstance(tick, dg.SensorResult) and len(tick.run_requests) == 1

@@ -17,13 +17,12 @@ from typing import Any
 
 import pytest
 
-from pdm_assets_tests.benchmarks.serving import free_port
+from pdm_assets_tests.support.object_store import AWS_ENV, boto_credentials, create_bucket, running_s3
 
 pytestmark = pytest.mark.slow
 
 BUCKET = "pdm-asset-store"
 PREFIX = "pdm"
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "local-test", "AWS_SECRET_ACCESS_KEY": "local-test", "AWS_DEFAULT_REGION": "us-east-1"}
 FLEET_ENV = {"PDM_DATA_SOURCE": "synthetic", "PDM_SYNTHETIC_MACHINES": "5", "PDM_SYNTHETIC_DAYS": "40"}
 
 # One run as a run pod does it: the code location's definitions and resources, from the environment alone.
@@ -51,23 +50,9 @@ print(json.dumps({"success": result.success, "materialized": materialized, "erro
 @pytest.fixture
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on a free loopback port, with an empty bucket."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        boto3.client("s3", endpoint_url=endpoint, **_boto()).create_bucket(Bucket=BUCKET)
+    with running_s3() as endpoint:
+        create_bucket(endpoint, BUCKET)
         yield endpoint
-    finally:
-        server.stop()
-
-
-def _boto() -> dict[str, str]:
-    return {"aws_access_key_id": AWS_ENV["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": AWS_ENV["AWS_SECRET_ACCESS_KEY"], "region_name": AWS_ENV["AWS_DEFAULT_REGION"]}
 
 
 def run_elsewhere(workdir: Path, storage: dict[str, str], groups: str = "", assets: str = "") -> dict[str, Any]:
@@ -88,7 +73,8 @@ def run_elsewhere(workdir: Path, storage: dict[str, str], groups: str = "", asse
 def stored_keys(endpoint: str) -> set[str]:
     import boto3
 
-    listing = boto3.client("s3", endpoint_url=endpoint, **_boto()).list_objects_v2(Bucket=BUCKET, Prefix=PREFIX)
+    client = boto3.client("s3", endpoint_url=endpoint, **boto_credentials())
+    listing = client.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX)
     return {item["Key"] for item in listing.get("Contents", [])}
 
 

@@ -18,7 +18,7 @@ from pdm_assets_tests.support.paths import ROOT
 
 HELM_VALUES = yaml.safe_load((ROOT / "deploy" / "helm" / "dagster-values.yaml").read_text())
 COMPOSE_INSTANCE = yaml.safe_load((ROOT / "deploy" / "dagster" / "dagster.yaml").read_text())
-FITTING_ASSETS = {"model", "rolling_origin"}
+FITTING_ASSETS = {"model", "baselines", "rolling_origin"}
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,15 @@ import pandas as pd
 from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.metadata import frame_metadata
+from pdm_assets.defs.partitions import machine_group_partitions
 from pdm_assets.defs.resources import ProjectSettings
 from pdm_assets.lib.modelling.features import BASELINE_FEATURES, FEATURE_COLUMNS, build_features
 from pdm_assets.lib.modelling.labels import CLASSES, build_labels
+from pdm_assets.settings import get_settings
 
 GROUP = "features"
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"}, automation_condition=SAFE_EAGER)
 def features(
     context: dg.AssetExecutionContext,
     settings: ProjectSettings,
@@ -39,7 +40,6 @@ def features(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"}, automation_condition=SAFE_EAGER)
 def labels(
     settings: ProjectSettings, features: pd.DataFrame, validated_failures: pd.DataFrame
 ) -> dg.MaterializeResult[pd.DataFrame]:
@@ -57,3 +57,12 @@ def labels(
             "multi_component_rows": int((table["failing_components"] > 1).sum()),
         },
     )
+
+
+@dg.definitions
+def feature_tables() -> dg.Definitions:
+    """Per machine group when PDM_MACHINE_GROUPS > 1, like the validated tables they read."""
+    partitions = machine_group_partitions(get_settings().machine_groups)
+    per_group = dg.asset(group_name=GROUP, kinds={"pandas"}, automation_condition=SAFE_EAGER,
+                         partitions_def=partitions)
+    return dg.Definitions(assets=[per_group(features), per_group(labels)])

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from pdm_assets.defs.automation import after_updates_or
+from pdm_assets.defs.partitions import machine_group_partitions
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components
 from pdm_assets.lib.modelling.features import FEATURE_COLUMNS
@@ -16,9 +17,11 @@ WORST_SHOWN = 10
 
 
 
-def drift_check(cron: str) -> dg.AssetChecksDefinition:
-    """The drift check on features, run after every refresh of features and on the cron the settings name."""
+def drift_check(cron: str, partitions: dg.PartitionsDefinition | None = None) -> dg.AssetChecksDefinition:
+    """The drift check on features, run after every refresh of features and on the cron the settings name; per
+    machine group when features are partitioned."""
     return dg.asset_check(
+        partitions_def=partitions,
         asset="features",
         name="drift",
         blocking=False,
@@ -80,4 +83,6 @@ def features_drift(
 @dg.definitions
 def monitoring() -> dg.Definitions:
     """The drift cron is a setting, read when the code location loads."""
-    return dg.Definitions(asset_checks=[drift_check(get_settings().drift_cron)])
+    settings = get_settings()
+    return dg.Definitions(asset_checks=[drift_check(settings.drift_cron,
+                                                    machine_group_partitions(settings.machine_groups))])

@@ -13,7 +13,9 @@ from threadpoolctl import threadpool_limits
 
 from pdm_assets.defs.automation import after_updates_or
 from pdm_assets.defs.logs import lib_progress
+from pdm_assets.defs.partitions import PerGroup, fan_in
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
+from pdm_assets.lib.data.groups import combined
 from pdm_assets.lib.evaluation.plots import markdown_image
 from pdm_assets.lib.monitoring.drift import push_registry
 from pdm_assets.lib.planning import outcomes as realized
@@ -31,7 +33,9 @@ RECALL_CHECK = "realized_recall"
 CHAMPION_FILES = ["evaluation.json", "model_card.md", "plots"]
 
 
-def fleet_risk_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def fleet_risk_asset(partitions: dg.DailyPartitionsDefinition, machine_groups: int = 1) -> dg.AssetsDefinition:
+    every_group = fan_in(machine_groups)
+
     @dg.asset(
         name="fleet_risk",
         group_name=GROUP,
@@ -39,6 +43,9 @@ def fleet_risk_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         partitions_def=partitions,
         # A backfill of many days is one run: the tables are loaded and the features computed once.
         backfill_policy=dg.BackfillPolicy.single_run(),
+        # The whole fleet is ranked each day: every machine group's tables.
+        ins={f"validated_{name}": dg.AssetIn(partition_mapping=every_group)
+             for name in ("telemetry", "errors", "maint", "machines")},
         check_specs=[dg.AssetCheckSpec(CAPACITY_CHECK, asset="fleet_risk", blocking=False,
                                        description="Warns when a day's alerts exceed PDM_MAINTENANCE_CAPACITY.")],
     )
@@ -46,10 +53,10 @@ def fleet_risk_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         context: dg.AssetExecutionContext,
         settings: ProjectSettings,
         mlflow: MLflowResource,
-        validated_telemetry: pd.DataFrame,
-        validated_errors: pd.DataFrame,
-        validated_maint: pd.DataFrame,
-        validated_machines: pd.DataFrame,
+        validated_telemetry: PerGroup,
+        validated_errors: PerGroup,
+        validated_maint: PerGroup,
+        validated_machines: PerGroup,
     ):  # no return annotation: with a check spec Dagster reads one as the outputs' types
         """Every machine scored by the champion at 23:00 of each day, ranked, with the reasons of each alert;
         one Parquet and one CSV file per day in PDM_FLEET_RISK_DIR."""
@@ -62,8 +69,8 @@ def fleet_risk_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
                              "first (the promotion gate sets the `champion` alias)")
         champion = Champion.of(loaded.pipeline, loaded.version, loaded.metadata)
         with lib_progress(context), threadpool_limits(config.training_threads, user_api="openmp"):
-            worklist = fleet_worklists(champion, validated_telemetry, validated_errors, validated_maint,
-                                       validated_machines, days)
+            worklist = fleet_worklists(champion, combined(validated_telemetry), combined(validated_errors),
+                                       combined(validated_maint), combined(validated_machines), days)
         written = write_worklists(worklist, config.fleet_risk_dir)
         summary = day_summary(worklist, config.maintenance_capacity)
         latest = worklist[worklist["day"] == days[-1]]
@@ -145,13 +152,14 @@ def fleet_risk_sensor(job: Any, first_day: date) -> dg.SensorDefinition:
 def prediction_outcomes(
     settings: ProjectSettings,
     mlflow: MLflowResource,
-    validated_failures: pd.DataFrame,
-    validated_telemetry: pd.DataFrame,
+    validated_failures: PerGroup,
+    validated_telemetry: PerGroup,
 ):  # no return annotation: with a check spec Dagster reads one as the outputs' types
     """The stored worklists and the service's logged predictions against the failures that landed later:
     event recall, false alarms per 100 machine-days, median lead time and top-N precision per week."""
     config = settings.get()
-    weekly, verdict, champion_recall = _outcomes(config, mlflow, validated_failures, validated_telemetry)
+    weekly, verdict, champion_recall = _outcomes(config, mlflow, combined(validated_failures),
+                                                 combined(validated_telemetry))
     published = _publish(config, realized.outcome_registry(weekly, verdict, champion_recall))
     figures = {"weeks": int(weekly["week"].nunique()) if len(weekly) else 0,
                **{f"realized_recall_{source}": value for source, value in verdict.realized.items()}}
@@ -258,9 +266,10 @@ def fleet_report(settings: ProjectSettings, mlflow: MLflowResource, prediction_o
 @dg.definitions
 def planning() -> dg.Definitions:
     """The partitions start at PDM_FLEET_RISK_START, read when the code location loads."""
-    first_day = get_settings().fleet_risk_start
+    settings = get_settings()
+    first_day = settings.fleet_risk_start
     partitions = dg.DailyPartitionsDefinition(start_date=first_day.isoformat())
-    fleet_risk = fleet_risk_asset(partitions)
+    fleet_risk = fleet_risk_asset(partitions, settings.machine_groups)
     job = dg.define_asset_job("score_fleet_days", selection=[fleet_risk], partitions_def=partitions,
                               description="Scores the fleet at the end of the given days (fleet_risk partitions).")
     return dg.Definitions(assets=[fleet_risk, prediction_outcomes, fleet_report], jobs=[job],

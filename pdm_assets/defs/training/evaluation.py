@@ -1,23 +1,22 @@
 """The `evaluation` asset: the untouched test period scored once, beside the baselines, and a second horizon."""
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from pdm_assets.defs.automation import SAFE_EAGER
 from pdm_assets.defs.logs import lib_progress
+from pdm_assets.defs.partitions import PerGroup
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
+from pdm_assets.lib.data.groups import by_group, combined
 from pdm_assets.lib.evaluation import plots, protocol
 from pdm_assets.lib.evaluation.model_card import build_model_card, results_table
-from pdm_assets.lib.modelling.dataset import modelling_table
+from pdm_assets.lib.evaluation.scored import FleetBaselines, GroupScores, protocol_from_scores
 from pdm_assets.lib.modelling.registered import RegisteredModel
-from pdm_assets.settings import Settings
 
 GROUP = "training"
 HEADLINE = ("row_pr_auc", "row_f1", "event_recall", "false_alarms_per_100_machine_days", "lead_time_median_h",
@@ -29,26 +28,28 @@ def evaluation(
     context: dg.AssetExecutionContext,
     settings: ProjectSettings,
     model: RegisteredModel,
-    features: pd.DataFrame,
-    labels: pd.DataFrame,
-    validated_failures: pd.DataFrame,
+    baselines: FleetBaselines,
+    scored_rows: PerGroup,
+    validated_failures: PerGroup,
     mlflow: MLflowResource,
 ) -> dg.MaterializeResult[dict[str, Any]]:
-    """Score the untouched test period once, beside the baselines; the early-warning head at its horizon (or, for
-    a version without one, the 24 h model refitted at 48 h); report, plots, card."""
+    """The untouched test period, scored once per machine group, aggregated beside the baselines; the early-warning
+    head at its horizon; report, plots, card."""
     config = settings.get()
-    protocol_config = protocol.config_from(config)
-    second = config.early_warning_horizon_hours if model.early_warning is None else model.early_warning.horizon_hours
-    context.log.info(f"scoring the test period; the {second} h horizon in a second thread")
-    # The second horizon scores (or fits) its own model: run it beside the main protocol (2 cores, 1 thread each).
-    with lib_progress(context), ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_other_horizon, config, features, validated_failures, model, protocol_config, second)
-        with threadpool_limits(config.training_threads, user_api="openmp"):
-            result = protocol.run_protocol(modelling_table(features, labels), validated_failures, model.split,
-                                           model.trained, protocol_config)
-        result.horizons[str(second)] = pending.result()
-    if "skipped" in result.horizons[str(second)]:
-        context.log.warning(f"the {second} h evaluation was skipped: {result.horizons[str(second)]['skipped']}")
+    groups: dict[str, GroupScores] = by_group(scored_rows)
+    stale = sorted(key or "fleet" for key, scores in groups.items() if scores.model_version != model.version)
+    if stale:  # scores of another version would be judged at this version's thresholds
+        raise dg.Failure(f"scored_rows of {', '.join(stale)} are not from model version {model.version}: "
+                         "materialize scored_rows for every group first (the automation does it next)")
+    context.log.info(f"aggregating the scores of {len(groups)} machine group(s)")
+    with lib_progress(context), threadpool_limits(config.training_threads, user_api="openmp"):
+        result = protocol_from_scores(list(groups.values()), combined(validated_failures), model.split,
+                                      model.trained, model.early_warning, protocol.config_from(config),
+                                      early_warning_hours=config.early_warning_horizon_hours)
+    result.importance = baselines.importance
+    second = next(iter(result.horizons.values()), {})
+    if "skipped" in second:
+        context.log.warning(f"the {second['horizon_hours']} h evaluation was skipped: {second['skipped']}")
     report = protocol.report(result, data_source=model.data_source, extra={
         "model_version": model.version,
         "generated_at": datetime.now().isoformat(timespec="seconds"),
@@ -69,6 +70,7 @@ def evaluation(
             **{k: report[k] for k in HEADLINE if report[k] is not None},
             "data_source": model.data_source,
             "split_kind": result.plan.kind,
+            "machine_groups": len(groups),
             "results": dg.MetadataValue.md(results_table(report)),
             "ci": dg.MetadataValue.json(report["ci"]),
             "comparisons": dg.MetadataValue.json(report["comparisons"]),
@@ -77,22 +79,6 @@ def evaluation(
             "model_card": dg.MetadataValue.path(str(paths["files"][1].resolve())),
         },
     )
-
-
-def _other_horizon(
-    config: Settings, features: pd.DataFrame, failures: pd.DataFrame, model: RegisteredModel,
-    protocol_config: protocol.ProtocolConfig, hours: int,
-) -> dict[str, Any]:
-    """The protocol's second horizon in a worker thread (thread limits are per thread, so set them here)."""
-    with threadpool_limits(config.training_threads, user_api="openmp"):
-        try:
-            if model.early_warning is not None:
-                return protocol.early_warning_horizon(features, failures, model.trained, model.early_warning,
-                                                      protocol_config)
-            return protocol.other_horizon(features, failures, model.trained, protocol_config, horizon_hours=hours,
-                                          train_end=config.train_end, test_start=config.test_start)
-        except ValueError as too_short:  # e.g. a small fleet with no failure in that split's training rows
-            return {"horizon_hours": hours, "skipped": str(too_short)}
 
 
 def _figures(result: protocol.ProtocolResult) -> dict[str, bytes]:

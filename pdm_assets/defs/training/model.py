@@ -6,9 +6,11 @@ from threadpoolctl import threadpool_limits
 
 from pdm_assets.defs.automation import OUTCOMES, TRAINING_POOL, retrain
 from pdm_assets.defs.logs import lib_progress
+from pdm_assets.defs.partitions import PerGroup
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
+from pdm_assets.lib.data.groups import by_group, combined
 from pdm_assets.lib.data.tables import Provenance
-from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
+from pdm_assets.lib.modelling.dataset import plan_for_table, split_parts
 from pdm_assets.lib.modelling.early_warning import (
     EARLY_WARNING,
     EarlyWarningHead,
@@ -19,6 +21,7 @@ from pdm_assets.lib.modelling.early_warning import (
 )
 from pdm_assets.lib.modelling.features import ERROR_LOOKBACK_HOURS, FEATURE_COLUMNS, TELEMETRY_LOOKBACK_HOURS
 from pdm_assets.lib.modelling.registered import RegisteredModel, model_contract
+from pdm_assets.lib.modelling.sample import feature_part
 from pdm_assets.lib.modelling.split import SplitPlan
 from pdm_assets.lib.modelling.train import fit_and_tune
 from pdm_assets.settings import Settings, get_settings
@@ -35,15 +38,18 @@ def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
     def model(
         context: dg.AssetExecutionContext,
         settings: ProjectSettings,
-        features: pd.DataFrame,
-        labels: pd.DataFrame,
-        validated_failures: pd.DataFrame,
-        raw_provenance: Provenance,
+        training_sample: PerGroup,
+        validated_failures: PerGroup,
+        raw_provenance: PerGroup,
         mlflow: MLflowResource,
     ) -> dg.MaterializeResult[RegisteredModel]:
-        """Fit on train, tune and threshold on validation, log and register a new MLflow version (no alias)."""
+        """Fit on every machine group's training sample, tune and threshold on validation, log and register a new
+        MLflow version (no alias)."""
         config = settings.get()
-        table = modelling_table(features, labels)
+        sample_rows = {key or "fleet": len(frame) for key, frame in by_group(training_sample).items()}
+        provenance: Provenance = next(iter(by_group(raw_provenance).values()))
+        table = combined(training_sample)
+        validated_failures = combined(validated_failures)
         plan = plan_for_table(table, train_end=config.train_end, test_start=config.test_start,
                               horizon_hours=config.horizon_hours, validation_fraction=config.validation_fraction)
         parts = split_parts(table, plan)
@@ -56,9 +62,9 @@ def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
                 cost_false_alarm=config.cost_false_alarm, negative_fraction=config.negative_sample_fraction,
                 seed=config.random_seed,
             )
-            head = _early_warning_head(context, config, features, validated_failures, plan)
+            head = _early_warning_head(context, config, feature_part(table), validated_failures, plan)
         contract = model_contract(
-            trained, plan, data_source=raw_provenance.data_source, horizon_hours=config.horizon_hours,
+            trained, plan, data_source=provenance.data_source, horizon_hours=config.horizon_hours,
             grid_hours=config.scoring_grid_hours, telemetry_lookback_hours=TELEMETRY_LOOKBACK_HOURS,
             error_lookback_hours=ERROR_LOOKBACK_HOURS,
             costs={"missed_failure": config.cost_missed_failure, "false_alarm": config.cost_false_alarm},
@@ -77,7 +83,7 @@ def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
                     "threshold": trained.threshold, "f1_threshold": trained.f1_threshold,
                     "negative_sample_fraction": config.negative_sample_fraction},
             metrics={**{f"validation_{k}": v for k, v in trained.validation.items()}, **early_metrics},
-            tags={"data_source": raw_provenance.data_source, "split_kind": plan.kind},
+            tags={"data_source": provenance.data_source, "split_kind": plan.kind},
             model_metadata=contract,
             heads=heads,
         )
@@ -88,7 +94,7 @@ def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
                 "mlflow_run_id": record.run_id,
                 "model_uri": record.model_uri,
                 "registered_version": record.registry_uri,
-                "data_source": raw_provenance.data_source,
+                "data_source": provenance.data_source,
                 "threshold": trained.threshold,
                 "f1_threshold": trained.f1_threshold,
                 "validation": dg.MetadataValue.json(trained.validation),
@@ -97,6 +103,7 @@ def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
                 "train_rows": len(parts["train"]),
                 "validation_rows": len(parts["validation"]),
                 "test_rows": len(parts["test"]),
+                "sample_rows_by_group": dg.MetadataValue.json(sample_rows),
                 "early_warning": dg.MetadataValue.json(
                     {"skipped": "see the run's warning"} if head is None else
                     {"threshold": head.trained.threshold, "horizon_hours": head.horizon_hours,

@@ -6,12 +6,15 @@ import dagster as dg
 import pandas as pd
 
 from pdm_assets.defs.automation import SAFE_EAGER
+from pdm_assets.defs.partitions import PerGroup
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
+from pdm_assets.lib.data.groups import combined
 from pdm_assets.lib.evaluation import promotion as gate
-from pdm_assets.lib.modelling.dataset import modelling_table, split_parts
+from pdm_assets.lib.modelling.dataset import split_parts
 from pdm_assets.lib.modelling.early_warning import EARLY_WARNING, early_warning_table
 from pdm_assets.lib.modelling.estimators import score_failure
 from pdm_assets.lib.modelling.registered import RegisteredModel
+from pdm_assets.lib.modelling.sample import feature_part
 from pdm_assets.lib.tracking import LoadedModel
 from pdm_assets.settings import Settings
 
@@ -24,25 +27,27 @@ def promotion(
     settings: ProjectSettings,
     model: RegisteredModel,
     evaluation: dict[str, Any],
-    features: pd.DataFrame,
-    labels: pd.DataFrame,
-    validated_failures: pd.DataFrame,
+    training_sample: PerGroup,
+    validated_failures: PerGroup,
     mlflow: MLflowResource,
 ) -> dg.MaterializeResult[gate.PromotionOutcome]:
-    """Move the `champion` alias to the new version only if both heads pass the gate; record why either way."""
+    """Move the `champion` alias to the new version only if both heads pass the gate; record why either way.
+    The heads are compared on the validation rows of the training sample (every row, with one machine group)."""
     config = settings.get()
+    table = combined(training_sample)
+    validated_failures = combined(validated_failures)
     version = model.version
     champion = mlflow.load_alias()
     before = champion.version if champion is not None else None
     trained = model.trained
     criteria = [gate.beats_baselines(evaluation["event_curve"], evaluation["baselines"])]
     criteria.append(_against_champion(
-        champion, version, lambda: split_parts(modelling_table(features, labels), model.split)["validation"],
+        champion, version, lambda: split_parts(table, model.split)["validation"],
         validated_failures, config, challenger=(trained.pipeline, trained.feature_columns, trained.threshold),
         champion_metadata=None if champion is None else champion.metadata, head=None,
         horizon_hours=model.horizon_hours, grid_hours=model.grid_hours,
     ))
-    criteria += _early_warning_criteria(model, champion, evaluation, features, validated_failures, config)
+    criteria += _early_warning_criteria(model, champion, evaluation, feature_part(table), validated_failures, config)
     decision = gate.decide(criteria)
     if decision.promote:
         mlflow.set_alias(version, reason=f"promotion gate: {decision.reason}")

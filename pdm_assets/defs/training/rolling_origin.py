@@ -12,6 +12,7 @@ from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.evaluation import plots
 from pdm_assets.lib.evaluation.rolling_origin import config_from, rolling_origin, rolling_table, write_report
 from pdm_assets.lib.modelling.registered import RegisteredModel
+from pdm_assets.settings import get_settings
 
 # Not on the path to promotion and serving: a backtest of the training recipe, with its own group.
 GROUP = "backtest"
@@ -19,8 +20,6 @@ GROUP = "backtest"
 AFTER_NEW_VERSIONS = SAFE_EAGER.ignore(dg.AssetSelection.assets("features", "validated_failures"))
 
 
-@dg.asset(name="rolling_origin", group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=AFTER_NEW_VERSIONS,
-          pool=TRAINING_POOL)
 def rolling_origin_asset(
     context: dg.AssetExecutionContext,
     settings: ProjectSettings,
@@ -29,7 +28,8 @@ def rolling_origin_asset(
     validated_failures: pd.DataFrame,
     mlflow: MLflowResource,
 ) -> dg.MaterializeResult[dict[str, Any]]:
-    """Refit both heads on expanding windows and score each later period once; figures with machine CIs."""
+    """Refit both heads on expanding windows and score each later period once; figures with machine CIs. With
+    machine groups, on the last group's machines (the backtest is capped at PDM_ROLLING_ORIGIN_MAX_MACHINES)."""
     config = settings.get()
     with lib_progress(context):
         report = rolling_origin(features, validated_failures, config_from(config))
@@ -56,3 +56,15 @@ def rolling_origin_asset(
             "report": dg.MetadataValue.path(str(path.resolve())),
         },
     )
+
+
+@dg.definitions
+def rolling_origin_definitions() -> dg.Definitions:
+    # One group's machines: the backtest's machine cap is far below a group's size in the fleets groups are for.
+    one_group = dg.LastPartitionMapping() if get_settings().machine_groups > 1 else None
+    asset = dg.asset(
+        name="rolling_origin", group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=AFTER_NEW_VERSIONS,
+        pool=TRAINING_POOL, ins={name: dg.AssetIn(partition_mapping=one_group)
+                                 for name in ("features", "validated_failures")},
+    )(rolling_origin_asset)
+    return dg.Definitions(assets=[asset])

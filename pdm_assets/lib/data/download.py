@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+from upath import UPath
 from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError
 
 from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES
@@ -41,8 +42,8 @@ class _IncompleteTransfer(Exception):
     """The server closed the response before all bytes arrived."""
 
 
-def sha256_file(path: Path) -> str:
-    """The sha256 hex digest of a file's bytes."""
+def sha256_file(path: Path | UPath) -> str:
+    """The sha256 hex digest of a file's bytes (on a disk or an object store)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(CHUNK_BYTES), b""):

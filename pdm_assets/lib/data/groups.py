@@ -8,7 +8,6 @@ validation quarantines them (none is dropped here).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -55,9 +54,12 @@ def groups_of(machine_ids: pd.Series | np.ndarray | Iterable[object], groups: in
 
 
 def rows_of_group(frame: pd.DataFrame, index: int, groups: int) -> pd.DataFrame:
-    """The rows of one group (all rows when there is one group)."""
+    """The rows of one group (all rows when there is one group). A table without a machineID column cannot be
+    cut: it goes whole to UNREADABLE_GROUP, where validation rejects it."""
     if groups == 1:
         return frame
+    if "machineID" not in frame.columns:
+        return frame if index == UNREADABLE_GROUP else frame.iloc[0:0]
     return frame[groups_of(frame["machineID"], groups) == index].reset_index(drop=True)
 
 
@@ -66,7 +68,7 @@ def tables_of_group(tables: RawTables, index: int, groups: int) -> RawTables:
     if groups == 1:
         return tables
     cut = {name: rows_of_group(tables.table(name), index, groups) for name in TABLE_NAMES}
-    return replace(tables, **cut)
+    return RawTables(**cut, source=tables.source, records=dict(tables.records))
 
 
 def affected_groups(machine_ids: Iterable[object], groups: int) -> list[str]:
@@ -76,10 +78,11 @@ def affected_groups(machine_ids: Iterable[object], groups: int) -> list[str]:
 
 def combined(value: pd.DataFrame | Mapping[str, pd.DataFrame], sort_by: tuple[str, ...] = KEY_COLUMNS) -> pd.DataFrame:
     """One frame from a fan-in input: the value itself (one group, unpartitioned) or every group's frame,
-    in (machineID, datetime) order as one unpartitioned step would have produced it."""
+    in (machineID, datetime) order as one unpartitioned step would have produced it. A dict input is emptied."""
     if isinstance(value, pd.DataFrame):
         return value
-    frames = [value[key] for key in sorted(value)]
+    # A dict is emptied as it is read: the groups' frames are not kept alive beside their concatenation.
+    frames = [value.pop(key) if isinstance(value, dict) else value[key] for key in sorted(value)]
     if not frames:
         raise ValueError("no group has been materialized: backfill every machine group first")
     frame = pd.concat(frames, ignore_index=True)

@@ -3,13 +3,14 @@ same content twice changes nothing. Every landed row is counted as one of the th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pdm_assets.lib.data.landing import landed_frames
+from pdm_assets.lib.data.landing_store import LandingLocation
 from pdm_assets.lib.data.tables import NATURAL_KEYS, TABLE_NAMES, RawTables, TableName
 
 _SEPARATOR = "\x1f"
@@ -84,8 +85,11 @@ def append_rows(base: pd.DataFrame, extra: pd.DataFrame, table: TableName) -> tu
     return combined.iloc[source_of[~dropped]].reset_index(drop=True), counts
 
 
-def with_landed(tables: RawTables, landing_dir: Path, pending: list[Path] | None = None) -> LandedMerge:
-    """The source tables plus every processed landed file and the `pending` ones, in landing order."""
+def with_landed(
+    tables: RawTables, landing_dir: LandingLocation, pending: Sequence[LandingLocation] | None = None
+) -> LandedMerge:
+    """The source tables plus every processed landed file and the `pending` ones, in landing order (a folder or an
+    fsspec URI)."""
     landed = landed_frames(landing_dir, pending)
     frames = {name: tables.table(name) for name in TABLE_NAMES}
     source_rows = {name: len(frame) for name, frame in frames.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,11 +18,25 @@ LOST_REQUEST_SECONDS = 900.0  # a request with no run after this long was never 
 
 @dataclass
 class Request:
-    """The files (fingerprints) of the one ingest run requested and not yet finished."""
+    """The files (fingerprints) of the ingest runs requested together and not yet finished: one run, or one per
+    machine group the files touch."""
 
     key: str
     files: list[str]
     requested_at: float
+    runs: int = 1  # a cursor written before machine groups has no count: one run
+
+
+def request_state(states: Sequence[RunState], expected: int) -> RunState:
+    """One state for a request's runs (the latest run of each group): busy while any runs, failed when any
+    failed, missing while fewer than expected were launched, succeeded when all did."""
+    if "in_flight" in states:
+        return "in_flight"
+    if "failed" in states:
+        return "failed"
+    if len(states) < expected or not states:
+        return "missing"
+    return "succeeded"
 
 
 @dataclass
@@ -49,13 +64,14 @@ class LandingCursor:
         request = None if self.request is None else self.request.__dict__
         return json.dumps({"seen": self.seen, "request": request, "failed_runs": self.failed_runs}, sort_keys=True)
 
-    def start_request(self, files: list[LandedFile], now: float) -> str:
-        """Remember a new request for these files; its key differs from any earlier attempt for the same files."""
+    def start_request(self, files: list[LandedFile], now: float, runs: int = 1) -> str:
+        """Remember a new request of `runs` runs for these files; its key differs from any earlier attempt for the
+        same files."""
         fingerprints = [f.fingerprint for f in files]
         attempt = 1 + max(self.failed_runs.get(f, 0) for f in fingerprints)
         digest = hashlib.sha256("|".join(fingerprints).encode()).hexdigest()[:16]
         key = f"landing-{digest}-{attempt}"
-        self.request = Request(key, fingerprints, now)
+        self.request = Request(key, fingerprints, now, runs)
         return key
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from pdm_assets.lib.data.download import DataSourceError, download_cache_complete, fetch_file, sha256_file
+from pdm_assets.lib.data.groups import rows_of_group, tables_of_group
 from pdm_assets.lib.data.published import check_published
 from pdm_assets.lib.data.tables import FILE_NAMES, TABLE_NAMES, FileRecord, RawTables, TableName
 from pdm_assets.settings import Settings
@@ -28,6 +29,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+Group = tuple[int, int]  # (index, groups) of a machine group (lib.data.groups)
+WHOLE_FLEET: Group = (0, 1)
+READ_CHUNK_ROWS = 1_000_000
+
 _LOCAL_FIX = "set PDM_DATA_DIR to the folder holding the Azure PdM files"
 
 
@@ -40,21 +45,22 @@ class LoadResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_local(data_dir: Path, telemetry_glob: str = "PdM_telemetry*.csv") -> RawTables:
-    """Read the five tables from CSV (or same-stem Parquet) files in `data_dir`."""
-    return _load_dir(data_dir, telemetry_glob, "local", f"PDM_DATA_DIR={data_dir}", _LOCAL_FIX)
+def load_local(data_dir: Path, telemetry_glob: str = "PdM_telemetry*.csv", group: Group = WHOLE_FLEET) -> RawTables:
+    """Read the five tables from CSV (or same-stem Parquet) files in `data_dir` (one machine group's rows)."""
+    return _load_dir(data_dir, telemetry_glob, "local", f"PDM_DATA_DIR={data_dir}", _LOCAL_FIX, group=group)
 
 
 def load_download(
-    cache_dir: Path, base_url: str, timeout_seconds: float, kaggle_dataset: str, telemetry_glob: str
+    cache_dir: Path, base_url: str, timeout_seconds: float, kaggle_dataset: str, telemetry_glob: str,
+    group: Group = WHOLE_FLEET,
 ) -> RawTables:
     """Download the five tables into `cache_dir` from `base_url`, else from Kaggle's copy."""
     try:
-        return _load_blob(cache_dir, base_url, timeout_seconds)
+        return _load_blob(cache_dir, base_url, timeout_seconds, group)
     except DataSourceError as blob_error:
         logger.warning("blob download failed, trying Kaggle dataset %r: %s", kaggle_dataset, blob_error)
         try:
-            return _load_kaggle(kaggle_dataset, telemetry_glob)
+            return _load_kaggle(kaggle_dataset, telemetry_glob, group)
         except DataSourceError as kaggle_error:
             raise DataSourceError(
                 f"both download sources failed. (1) blob: {blob_error}. (2) Kaggle: {kaggle_error}"
@@ -69,60 +75,64 @@ def load_synthetic(machines: int, days: int, seed: int, start: datetime) -> RawT
     return generate_fleet(machines=machines, days=days, seed=seed, start=start)
 
 
-def load_raw(settings: Settings) -> LoadResult:
-    """Load the raw tables from the source the settings ask for; `auto` may fall back to synthetic."""
+def load_raw(settings: Settings, group: Group = WHOLE_FLEET) -> LoadResult:
+    """Load the raw tables (of one machine group) from the source the settings ask for; `auto` may fall back
+    to synthetic."""
     requested = settings.data_source
     if requested != "auto":
-        return LoadResult(_PINNED[requested](settings), requested)
+        return LoadResult(_PINNED[requested](settings, group), requested)
     if settings.data_dir is not None:
-        return LoadResult(_from_local(settings), requested)
+        return LoadResult(_from_local(settings, group), requested)
     # load_download reuses a complete, verified cache without any request.
     try:
-        return LoadResult(_from_download(settings), requested)
+        return LoadResult(_from_download(settings, group), requested)
     except DataSourceError as error:
         warning = (
             f"FALLING BACK TO SYNTHETIC DATA: download failed: {error}; "
             "set PDM_DATA_DIR or PDM_DATA_SOURCE to pin a source"
         )
         logger.warning(warning)
-        return LoadResult(_from_synthetic(settings), requested, [warning])
+        return LoadResult(_from_synthetic(settings, group), requested, [warning])
 
 
-def _from_local(settings: Settings) -> RawTables:
+def _from_local(settings: Settings, group: Group = WHOLE_FLEET) -> RawTables:
     if settings.data_dir is None:
         raise DataSourceError(
             f"PDM_DATA_SOURCE={settings.data_source} needs PDM_DATA_DIR, which is not set; {_LOCAL_FIX}"
         )
-    return load_local(settings.data_dir, settings.telemetry_glob)
+    return load_local(settings.data_dir, settings.telemetry_glob, group)
 
 
-def _from_download(settings: Settings) -> RawTables:
+def _from_download(settings: Settings, group: Group = WHOLE_FLEET) -> RawTables:
     return load_download(
         settings.raw_cache_dir,
         settings.download_base_url,
         settings.download_timeout_seconds,
         settings.kaggle_dataset,
         settings.telemetry_glob,
+        group,
     )
 
 
-def _from_synthetic(settings: Settings) -> RawTables:
-    return load_synthetic(
+def _from_synthetic(settings: Settings, group: Group = WHOLE_FLEET) -> RawTables:
+    # The simulator draws the whole fleet (its random streams span machines), then keeps the group.
+    fleet = load_synthetic(
         settings.synthetic_machines,
         settings.synthetic_days,
         settings.synthetic_seed,
         settings.synthetic_start,
     )
+    return tables_of_group(fleet, *group)
 
 
-_PINNED: dict[str, Callable[[Settings], RawTables]] = {
+_PINNED: dict[str, Callable[[Settings, Group], RawTables]] = {
     "local": _from_local,
     "download": _from_download,
     "synthetic": _from_synthetic,
 }
 
 
-def _load_blob(cache_dir: Path, base_url: str, timeout_seconds: float) -> RawTables:
+def _load_blob(cache_dir: Path, base_url: str, timeout_seconds: float, group: Group) -> RawTables:
     """Fetch each dataset file from the blob store into the cache, verified as published, then read them."""
     files: dict[TableName, tuple[Path, str]] = {}
     for table in TABLE_NAMES:
@@ -130,10 +140,10 @@ def _load_blob(cache_dir: Path, base_url: str, timeout_seconds: float) -> RawTab
         url = f"{base_url.rstrip('/')}/{name}"
         verify = partial(check_published, table=table, shown_as=name)
         files[table] = (fetch_file(url, cache_dir / name, timeout_seconds, verify), url)
-    return _read_tables(files, "download")
+    return _read_tables(files, "download", group)
 
 
-def _load_kaggle(handle: str, telemetry_glob: str) -> RawTables:
+def _load_kaggle(handle: str, telemetry_glob: str, group: Group) -> RawTables:
     """Fetch the Kaggle copy of the dataset through kagglehub, check it is the published one, then read it."""
     try:
         # Imported here: kagglehub is only needed when the blob download fails.
@@ -149,11 +159,12 @@ def _load_kaggle(handle: str, telemetry_glob: str) -> RawTables:
     where = f"Kaggle dataset {handle!r} at {folder}"
     # kagglehub keeps its copy in its own cache: each later run checks it again, none reads it unchecked.
     fix = f"delete {folder} to fetch it again, or set PDM_KAGGLE_DATASET to the Azure PdM dataset (now {handle!r})"
-    return _load_dir(folder, telemetry_glob, "download", where, fix, published=True)
+    return _load_dir(folder, telemetry_glob, "download", where, fix, published=True, group=group)
 
 
 def _load_dir(
-    directory: Path, telemetry_glob: str, source: str, where: str, fix: str, published: bool = False
+    directory: Path, telemetry_glob: str, source: str, where: str, fix: str, published: bool = False,
+    group: Group = WHOLE_FLEET,
 ) -> RawTables:
     """Find one file per table in `directory` and read them, first checking them when `published`."""
     if not directory.is_dir():
@@ -167,7 +178,7 @@ def _load_dir(
             except DataSourceError as error:
                 raise DataSourceError(f"{where}: {error}; {fix}") from error
         files[table] = (path, str(path))
-    return _read_tables(files, source)
+    return _read_tables(files, source, group)
 
 
 def _find_file(directory: Path, table: TableName, telemetry_glob: str, where: str, fix: str) -> Path:
@@ -187,26 +198,50 @@ def _find_file(directory: Path, table: TableName, telemetry_glob: str, where: st
     raise DataSourceError(f"{where} has no {table} file {pattern!r}; {fix}")
 
 
-def _read_tables(files: dict[TableName, tuple[Path, str]], source: str) -> RawTables:
+def _read_tables(files: dict[TableName, tuple[Path, str]], source: str, group: Group = WHOLE_FLEET) -> RawTables:
     """Read each table's file and record its location, sha256, rows and time range."""
     frames: dict[TableName, pd.DataFrame] = {}
     records: dict[str, FileRecord] = {}
     for table, (path, location) in files.items():
-        frames[table] = _read_frame(path)
+        frames[table] = _read_frame(path, group)
         start, end = _time_range(frames[table])
         records[table] = FileRecord(table, location, sha256_file(path), len(frames[table]), start, end)
     return RawTables(**frames, source=source, records=records)
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
-    """A table as pandas reads it, with whitespace stripped from the header names."""
+def _read_frame(path: Path, group: Group = WHOLE_FLEET) -> pd.DataFrame:
+    """A table as pandas reads it, with whitespace stripped from the header names; with machine groups, only
+    the group's rows, read a chunk at a time so that a fleet's file never has to fit in memory."""
     try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if group[1] > 1:
+            frame = _read_group_rows(path, group)
+        else:
+            frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     # ValueError covers pandas' parser errors, empty files, bad encodings and bad Parquet.
     except (ValueError, OSError) as error:
         raise DataSourceError(
             f"{path} cannot be read as a table: {error}; replace or remove the file"
         ) from error
+    frame.columns = [str(name).strip() for name in frame.columns]
+    return frame
+
+
+def _read_group_rows(path: Path, group: Group) -> pd.DataFrame:
+    chunks: Iterable[pd.DataFrame]
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        chunks = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_CHUNK_ROWS))
+    else:
+        chunks = pd.read_csv(path, chunksize=READ_CHUNK_ROWS)
+    kept = [rows_of_group(_header_stripped(chunk), *group) for chunk in chunks]
+    if kept:
+        return pd.concat(kept, ignore_index=True)
+    # A file without rows has no chunk: its columns still tell validation what the table is.
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, nrows=0)
+
+
+def _header_stripped(frame: pd.DataFrame) -> pd.DataFrame:
     frame.columns = [str(name).strip() for name in frame.columns]
     return frame
 

@@ -14,15 +14,17 @@ from sklearn.pipeline import Pipeline
 from pdm_assets.lib.evaluation import bootstrap
 from pdm_assets.lib.evaluation.events import EventView, earliest_alert_lead_hours, event_view
 from pdm_assets.lib.evaluation.metrics import (
-    argmax_labels,
     calibration_table,
+    class_codes,
     class_metrics,
+    component_codes,
     confusion_matrix,
     evaluate_scores,
-    predicted_labels,
+    labels_at,
     scored_frame,
 )
 from pdm_assets.lib.modelling.estimators import failure_probability, predict_components, score_failure
+from pdm_assets.lib.modelling.labels import CLASSES
 from pdm_assets.lib.modelling.train import choose_on_validation
 
 if TYPE_CHECKING:  # the protocol's knobs; protocol.py imports this module
@@ -48,12 +50,37 @@ class Scorer:
     def scores(self, rows: pd.DataFrame) -> np.ndarray:
         return self.failure(rows) if self.failure is not None else failure_probability(self.components(rows))
 
+    def predicted(self, rows: pd.DataFrame) -> Predicted:
+        return Predicted.of(self.components(rows))
+
     @classmethod
     def of(cls, pipeline: Pipeline, columns: Sequence[str]) -> Scorer:
         """A fitted pipeline reading `columns`."""
         wanted = list(columns)
         return cls(lambda rows: predict_components(pipeline, rows[wanted]),
                    lambda rows: score_failure(pipeline, rows[wanted]))
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """What the harness reads of a model's none/comp1..4 frame on test rows: P(failure) = 1 - P(none), the
+    likeliest component (index in COMPONENTS) and the likeliest class (index in CLASSES)."""
+
+    failure: np.ndarray
+    component: np.ndarray
+    top_class: np.ndarray
+
+    @classmethod
+    def of(cls, components: pd.DataFrame) -> Predicted:
+        return cls(failure_probability(components), component_codes(components), class_codes(components))
+
+    def labels(self, threshold: float) -> np.ndarray:
+        """"none" below the threshold, otherwise the likeliest component."""
+        return labels_at(self.component, self.failure, threshold)
+
+    def argmax_labels(self) -> np.ndarray:
+        """The likeliest of none/comp1..4: the guide's decision rule."""
+        return np.asarray(CLASSES, dtype=object)[np.asarray(self.top_class, dtype=np.int64)]
 
 
 @dataclass
@@ -78,7 +105,7 @@ def assess(
     validation: pd.DataFrame,
     val_scores: np.ndarray,
     test: pd.DataFrame,
-    test_components: pd.DataFrame,
+    predicted: Predicted,
     failures: pd.DataFrame,
     config: ProtocolConfig,
     draws: bootstrap.Resamples,
@@ -92,7 +119,7 @@ def assess(
         cost_missed=config.cost_missed, cost_false_alarm=config.cost_false_alarm, fixed=fixed_threshold,
     )
     threshold, f1_threshold = chosen if chosen is not None else (choice.threshold, choice.f1_threshold)
-    scores = failure_probability(test_components)
+    scores = predicted.failure
     scored = scored_frame(test, scores)
     view = event_view(scored, failures, config.horizon_hours, config.grid_hours)
     metrics = evaluate_scores(scored, failures, threshold=threshold, horizon_hours=config.horizon_hours,
@@ -100,7 +127,7 @@ def assess(
     at_f1 = evaluate_scores(scored, failures, threshold=f1_threshold, horizon_hours=config.horizon_hours,
                             grid_hours=config.grid_hours, view=view)
     truth = test["failure"].to_numpy(bool)
-    confusion = confusion_matrix(test["label"].to_numpy(object), predicted_labels(test_components, scores, threshold))
+    confusion = confusion_matrix(test["label"].to_numpy(object), predicted.labels(threshold))
     leads = earliest_alert_lead_hours(view, scores, threshold)
     return Assessment(
         name=name,
@@ -114,7 +141,7 @@ def assess(
         validation=choice.figures,
         test_scores=scores,
         lead_times_h=leads[np.isfinite(leads)],
-        argmax_confusion=confusion_matrix(test["label"].to_numpy(object), argmax_labels(test_components)),
+        argmax_confusion=confusion_matrix(test["label"].to_numpy(object), predicted.argmax_labels()),
     )
 
 

@@ -91,13 +91,29 @@ def f1_optimal_threshold(failure: np.ndarray, score: np.ndarray) -> float:
 
 def predicted_labels(components: pd.DataFrame, failure_score: np.ndarray, threshold: float) -> np.ndarray:
     """"none" below the threshold; otherwise the most probable component."""
-    comp = np.asarray(COMPONENTS, dtype=object)[components[list(COMPONENTS)].to_numpy(np.float64).argmax(axis=1)]
-    return np.where(np.asarray(failure_score) >= threshold, comp, NO_FAILURE)
+    return labels_at(component_codes(components), failure_score, threshold)
 
 
 def argmax_labels(components: pd.DataFrame) -> np.ndarray:
     """The most probable of none/comp1..4: the guide's decision rule."""
-    return np.asarray(CLASSES, dtype=object)[components[list(CLASSES)].to_numpy(np.float64).argmax(axis=1)]
+    return np.asarray(CLASSES, dtype=object)[class_codes(components)]
+
+
+# Codes instead of labels: one byte per row is what the per-group scores keep of a model's components.
+def component_codes(components: pd.DataFrame) -> np.ndarray:
+    """The index in COMPONENTS of each row's most probable component."""
+    return components[list(COMPONENTS)].to_numpy(np.float64).argmax(axis=1).astype(np.int8)
+
+
+def class_codes(components: pd.DataFrame) -> np.ndarray:
+    """The index in CLASSES of each row's most probable class, "none" included."""
+    return components[list(CLASSES)].to_numpy(np.float64).argmax(axis=1).astype(np.int8)
+
+
+def labels_at(component: np.ndarray, failure_score: np.ndarray, threshold: float) -> np.ndarray:
+    """"none" below the threshold; otherwise the component whose code (index in COMPONENTS) is given."""
+    comp = np.asarray(COMPONENTS, dtype=object)[np.asarray(component, dtype=np.int64)]
+    return np.where(np.asarray(failure_score) >= threshold, comp, NO_FAILURE)
 
 
 def confusion_matrix(actual: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:

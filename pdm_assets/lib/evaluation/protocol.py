@@ -7,8 +7,7 @@ one model's scoring is in `assessment`, the guide's three splits in `guide_split
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -17,16 +16,9 @@ import numpy as np
 import pandas as pd
 
 from pdm_assets.lib.evaluation import bootstrap
-from pdm_assets.lib.evaluation.assessment import OURS, Assessment, Scorer, assess, compare
-from pdm_assets.lib.evaluation.baselines import (
-    GUIDE_FEATURES,
-    GUIDE_MAX_ROWS,
-    always_none,
-    error_rule,
-    fit_guide_replica,
-)
+from pdm_assets.lib.evaluation.assessment import OURS, Assessment, Scorer
+from pdm_assets.lib.evaluation.baselines import GUIDE_MAX_ROWS
 from pdm_assets.lib.evaluation.events import event_view, operating_curve, per_100_machine_days
-from pdm_assets.lib.evaluation.importance import feature_importance
 from pdm_assets.lib.evaluation.metrics import (
     GUIDE_R_GBM_MACRO_F1,
     class_metrics,
@@ -35,10 +27,8 @@ from pdm_assets.lib.evaluation.metrics import (
     macro_f1,
     scored_frame,
 )
-from pdm_assets.lib.evaluation.warning import warning_curve, warning_figures
 from pdm_assets.lib.modelling.dataset import modelling_table, plan_for_table, split_parts
-from pdm_assets.lib.modelling.early_warning import EarlyWarningHead, early_warning_table
-from pdm_assets.lib.modelling.features import NON_TELEMETRY_FEATURES
+from pdm_assets.lib.modelling.early_warning import EARLY_WARNING, EarlyWarningHead
 from pdm_assets.lib.modelling.labels import build_labels
 from pdm_assets.lib.modelling.split import SplitPlan
 from pdm_assets.lib.modelling.train import TrainedModel, fit_fixed
@@ -114,51 +104,14 @@ def run_protocol(
     importance: bool = True,
 ) -> ProtocolResult:
     """Our tuned model and every baseline on the same validation and test rows of one split."""
+    from pdm_assets.lib.evaluation import scored  # scored builds on this module's types
+
     parts = split_parts(table, plan)
-    validation, test = parts["validation"], parts["test"]
     _require_rows(parts)
-    draws = bootstrap.draw_machines(test["machineID"].to_numpy(np.int64), config.resamples, config.seed)
-
-    def run(name: str, model: Scorer, **kwargs: Any) -> Assessment:
-        return assess(name, validation, model.scores(validation), test, model.components(test), failures, config,
-                      draws, **kwargs)
-
-    # sklearn's GradientBoostingClassifier builds trees without the GIL: fit the replica beside the rest.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(fit_guide_replica, parts["train"], negative_fraction=config.negative_fraction,
-                              seed=config.seed, max_rows=config.replica_max_rows)
-        assessments = _own_and_rules(run, trained, parts["train"], config)
-        replica = pending.result()
-    assessments["guide_replica"] = run("guide_replica", Scorer.of(replica, GUIDE_FEATURES))
-    truth = test["failure"].to_numpy(bool)
-    ours = assessments[OURS]
-    return ProtocolResult(
-        plan=plan,
-        config=config,
-        assessments=assessments,
-        test_truth=truth,
-        comparisons=compare(assessments),
-        event_curve=event_curve(test, ours.test_scores, failures, config),
-        guide=guide_comparison(assessments),
-        importance=feature_importance(trained.pipeline, validation, trained.feature_columns, config.seed)
-        if importance else pd.DataFrame(columns=["feature", "importance", "std"]),
-    )
-
-
-def _own_and_rules(
-    run: Callable[..., Assessment], trained: TrainedModel, train: pd.DataFrame, config: ProtocolConfig
-) -> dict[str, Assessment]:
-    """Ours, ours without telemetry (same parameters, no new search), always-none and the error rule."""
-    assessments = {
-        OURS: run(OURS, Scorer.of(trained.pipeline, trained.feature_columns),
-                  chosen=(trained.threshold, trained.f1_threshold)),
-        "always_none": run("always_none", Scorer(always_none), fixed_threshold=RULE_THRESHOLD),
-        "error_rule": run("error_rule", Scorer(error_rule), fixed_threshold=RULE_THRESHOLD),
-    }
-    no_telemetry = fit_fixed(train, feature_columns=NON_TELEMETRY_FEATURES, params=trained.params,
-                             negative_fraction=config.negative_fraction, seed=config.seed)
-    assessments["ours_no_telemetry"] = run("ours_no_telemetry", Scorer.of(no_telemetry, NON_TELEMETRY_FEATURES))
-    return assessments
+    baselines = scored.fit_baselines(parts["train"], trained, config)
+    group = scored.score_group(table, table, failures, plan, trained, baselines, None)
+    return scored.protocol_from_scores([group], failures, plan, trained, None, config,
+                                       parts["validation"] if importance else None)
 
 
 def guide_comparison(assessments: Mapping[str, Assessment]) -> dict[str, Any]:
@@ -198,6 +151,8 @@ def other_horizon(
     test_start: datetime,
 ) -> dict[str, Any]:
     """Refit our tuned model (same parameters, no new search) for another horizon; with the two rules."""
+    from pdm_assets.lib.evaluation import scored  # scored builds on this module's types
+
     table = modelling_table(features, build_labels(features, failures, horizon_hours))
     plan = plan_for_table(table, train_end=train_end, test_start=test_start, horizon_hours=horizon_hours,
                     validation_fraction=config.validation_fraction)
@@ -205,12 +160,11 @@ def other_horizon(
     _require_rows(parts)
     pipeline = fit_fixed(parts["train"], feature_columns=trained.feature_columns, params=trained.params,
                          negative_fraction=config.negative_fraction, seed=config.seed)
-    models: dict[str, tuple[Scorer, dict[str, Any]]] = {
-        OURS: (Scorer.of(pipeline, trained.feature_columns), {}),
-        **RULES,
-    }
-    config = replace(config, horizon_hours=horizon_hours)
-    out, _ = _horizon_figures(parts, failures, models, config, _draws(parts, config))
+    scorers = {OURS: Scorer.of(pipeline, trained.feature_columns), **scored.RULE_SCORERS}
+    rows = scored.scored_rows(table, {scored.DAY: scored.day_role(table, plan)},
+                              {name: (scorer, (scored.DAY,)) for name, scorer in scorers.items()})
+    models = {OURS: (OURS, {}), **{name: (name, kwargs) for name, kwargs in scored.RULE_OPTIONS.items()}}
+    out, *_ = scored.horizon_figures(rows, scored.DAY, failures, models, replace(config, horizon_hours=horizon_hours))
     return {"horizon_hours": horizon_hours, "split": plan.to_dict(), **out}
 
 
@@ -220,65 +174,16 @@ def early_warning_horizon(
 ) -> dict[str, Any]:
     """The early-warning head on its test period at its horizon, at the threshold it chose on validation,
     beside the rules and the 24 h head (at its own threshold); with the crew's figures (warning.py)."""
-    table = early_warning_table(features, failures, horizon_hours=head.horizon_hours,
-                                baseline_hours=head.baseline_lookback_hours)
-    parts = split_parts(table, head.plan)
-    _require_rows(parts)
-    trained = head.trained
-    models: dict[str, tuple[Scorer, dict[str, Any]]] = {
-        OURS: (Scorer.of(trained.pipeline, trained.feature_columns),
-               {"chosen": (trained.threshold, trained.f1_threshold)}),
-        **RULES,
-        DAY_AHEAD: (Scorer.of(day_ahead.pipeline, day_ahead.feature_columns),
-                    {"fixed_threshold": day_ahead.threshold}),
-    }
-    cfg = replace(config, horizon_hours=head.horizon_hours)
-    draws = _draws(parts, config)
-    out, assessments = _horizon_figures(parts, failures, models, cfg, draws)
-    test = parts["test"]
-    return {
-        "horizon_hours": head.horizon_hours,
-        "model": "the early-warning head (its own features, tuning and threshold)",
-        "split": head.plan.to_dict(),
-        **out,
-        "event_curve": event_curve(test, assessments[OURS].test_scores, failures, cfg),
-        "warning_curve": warning_curve(scored_frame(test, assessments[OURS].test_scores), failures,
-                                       horizon_hours=head.horizon_hours, grid_hours=config.grid_hours),
-        "warning": {
-            name: warning_figures(scored_frame(test, a.test_scores), failures, a.metrics["threshold"],
-                                  horizon_hours=head.horizon_hours, grid_hours=config.grid_hours, draws=draws,
-                                  level=config.level)
-            for name, a in assessments.items() if name != "always_none"
-        },
-    }
+    from pdm_assets.lib.evaluation import scored  # scored builds on this module's types
+
+    scorers = {EARLY_WARNING: Scorer.of(head.trained.pipeline, head.trained.feature_columns),
+               OURS: Scorer.of(day_ahead.pipeline, day_ahead.feature_columns), **scored.RULE_SCORERS}
+    rows = scored.scored_rows(features, {scored.EARLY: scored.early_role(features, features, failures, head)},
+                              {name: (scorer, (scored.EARLY,)) for name, scorer in scorers.items()})
+    return scored.early_warning_figures(rows, failures, day_ahead, head, config)
 
 
-# The rules at another horizon: not tuned, they alert when they fire.
-RULES: dict[str, tuple[Scorer, dict[str, Any]]] = {
-    "always_none": (Scorer(always_none), {"fixed_threshold": RULE_THRESHOLD}),
-    "error_rule": (Scorer(error_rule), {"fixed_threshold": RULE_THRESHOLD}),
-}
 DAY_AHEAD = "day_ahead"  # the 24 h head scored at the early-warning horizon
-
-
-def _horizon_figures(
-    parts: Mapping[str, pd.DataFrame], failures: pd.DataFrame, models: Mapping[str, tuple[Scorer, dict[str, Any]]],
-    config: ProtocolConfig, draws: bootstrap.Resamples,
-) -> tuple[dict[str, Any], dict[str, Assessment]]:
-    """Each model's METRIC_KEYS with intervals on the test period (keyword arguments passed to `assess`)."""
-    validation, test = parts["validation"], parts["test"]
-    assessments = {
-        name: assess(name, validation, model.scores(validation), test, model.components(test), failures, config,
-                     draws, **options)
-        for name, (model, options) in models.items()
-    }
-    figures = {name: {**{k: _num(a.metrics[k]) for k in METRIC_KEYS}, "ci": _ci(a.ci)}
-               for name, a in assessments.items()}
-    return figures, assessments
-
-
-def _draws(parts: Mapping[str, pd.DataFrame], config: ProtocolConfig) -> bootstrap.Resamples:
-    return bootstrap.draw_machines(parts["test"]["machineID"].to_numpy(np.int64), config.resamples, config.seed)
 
 
 def report(result: ProtocolResult, *, data_source: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
