@@ -384,8 +384,7 @@ def fanout_stack(cluster: PostgresCluster, work: Path, fleet: Fleet = Fleet(),
                  landing_uri: str | None = None) -> Iterator[FanoutStack]:
     """moto, a code location and the daemon on a fresh instance in `cluster`; everything stopped afterwards.
 
-    `landing_uri` is PDM_LANDING_DIR (default: a folder under `work`; an s3:// URI in the bucket works where the
-    project's landing takes URIs)."""
+    `landing_uri` is PDM_LANDING_DIR: by default s3://<bucket>/landing, a folder works too."""
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
 
@@ -403,7 +402,7 @@ def fanout_stack(cluster: PostgresCluster, work: Path, fleet: Fleet = Fleet(),
 
         dagster_db, mlflow_db = cluster.new_database("fanout_dagster"), cluster.new_database("fanout_mlflow")
         mlflow_url = mlflow_db.replace("postgresql://", "postgresql+psycopg2://", 1)
-        landing = landing_uri or str(work / "landing")
+        landing = landing_uri or f"s3://{BUCKET}/landing"
         env = {**clean_environ(), **project_env(fleet, endpoint, mlflow_url, home, landing)}
         (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config(cluster, dagster_db, work,
                                                                           fleet.max_concurrent_runs)))
