@@ -138,6 +138,7 @@ def test_two_trainings_submitted_together_never_run_at_once(backfilled: Backfill
 
 def test_every_run_had_its_own_directory_and_the_instance_holds_no_file(backfilled: Backfilled) -> None:
     stack = backfilled.stack
+    stack.wait_for_runs(list(stack.run_windows()), TRAINING_TIMEOUT_S)  # the automation's refreshes too
     runs = stack.run_windows()
     stats = stack.run_stats()
     cwds = [w.tags[CWD_TAG] for w in runs.values()]
@@ -148,5 +149,5 @@ def test_every_run_had_its_own_directory_and_the_instance_holds_no_file(backfill
         assert stats[run_id]["cwd"] == runs[run_id].tags[CWD_TAG]
         assert stats[run_id]["peak_rss_mb"] > 50 and stats[run_id]["wall_seconds"] > 0
     home = Path(stack.env["DAGSTER_HOME"])
-    assert sorted(p.name for p in home.iterdir() if not p.name.startswith(".")) == ["dagster.yaml"], \
-        "instance state went to files beside dagster.yaml, not to Postgres"
+    files = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    assert files == ["dagster.yaml"], "instance state went to files beside dagster.yaml, not to Postgres"

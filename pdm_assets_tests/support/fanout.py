@@ -41,6 +41,7 @@ ASSET_JOB = "__ASSET_JOB"
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "local-test", "AWS_SECRET_ACCESS_KEY": "local-test", "AWS_DEFAULT_REGION": "us-east-1"}
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 90.0
+DEQUEUE_INTERVAL_S = 1
 DAEMONS = ("SENSOR", "BACKFILL", "QUEUED_RUN_COORDINATOR", "ASSET")
 FINISHED_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
@@ -139,7 +140,7 @@ class FanoutStack:
             self._fail_on_failed_runs(self.backfill_run_ids(backfill_id), f"backfill {backfill_id}")
             if backfill.status.value not in FINISHED_BACKFILL:
                 return False
-            return all(self._finished(run_id) for run_id in self.backfill_run_ids(backfill_id))
+            return self._all_recorded(self.backfill_run_ids(backfill_id))
 
         self._wait(f"backfill {backfill_id}", done, timeout)
         backfill = self.instance.get_backfill(backfill_id)
@@ -151,7 +152,7 @@ class FanoutStack:
     def wait_for_runs(self, run_ids: Sequence[str], timeout: float) -> None:
         def done() -> bool:
             self._fail_on_failed_runs(run_ids, "runs")
-            return all(self._finished(run_id) for run_id in run_ids)
+            return self._all_recorded(run_ids)
 
         self._wait(f"runs {list(run_ids)}", done, timeout)
 
@@ -168,9 +169,12 @@ class FanoutStack:
             raise AssertionError(f"{error}\nunfinished runs: {unfinished}\n{self.failure_report(unfinished)}"
                                  f"\n{self.daemon_log_tail()}") from None
 
-    def _finished(self, run_id: str) -> bool:
-        run = self.instance.get_run_by_id(run_id)
-        return run is not None and run.is_finished
+    def _all_recorded(self, run_ids: Sequence[str]) -> bool:
+        """Every run finished and, if it was launched, its process has exited and written its stats."""
+        stats = set(self.run_stats())
+        runs = [self.instance.get_run_by_id(run_id) for run_id in run_ids]
+        return all(run is not None and run.is_finished and (PID_TAG not in run.tags or run.run_id in stats)
+                   for run in runs)
 
     def _fail_on_failed_runs(self, run_ids: Sequence[str], what: str) -> None:
         """Failed or canceled runs, and runs whose process has exited without the run finishing."""
@@ -205,9 +209,9 @@ class FanoutStack:
                                                 dict(r.dagster_run.tags)) for r in records}
 
     def dequeued_at(self, run_id: str) -> float:
-        """When the daemon's queue let the run go (the RUN_DEQUEUED event)."""
-        records = self.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_DEQUEUED).records
-        assert records, f"run {run_id} was never dequeued"
+        """When the daemon's queue let the run go to the launcher (its RUN_STARTING event)."""
+        records = self.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_STARTING).records
+        assert records, f"run {run_id} never left the queue"
         return float(records[0].timestamp)
 
     def run_stats(self) -> dict[str, dict[str, Any]]:
@@ -298,6 +302,8 @@ def instance_config(cluster: PostgresCluster, database_url: str, work: Path, max
         hostname=cluster.host, username=cluster.user, password="unused-the-cluster-trusts-loopback",
         db_name=database_url.rsplit("/", 1)[1], port=cluster.port)
     config["concurrency"]["runs"] = {"max_concurrent_runs": max_concurrent_runs}
+    # how often the queue is looked at (not a limit, so allowed beside `concurrency`): 5 s by default
+    config["run_coordinator"]["config"] = {"dequeue_interval_seconds": DEQUEUE_INTERVAL_S}
     config["run_launcher"] = {"module": "pdm_assets_tests.support.fanout_launcher", "class": "FreshDirRunLauncher",
                               "config": {"runs_dir": str(work / "runs"), "stats_dir": str(work / "run_stats")}}
     # A run's stdout and stderr stay in its own directory (run.log), as in a pod; nothing is written to the home.
