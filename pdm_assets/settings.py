@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     landing_dir: str = "data/landing"
     # A landed file without a .done marker must be unchanged across two sensor ticks and this old; 0: taken at once.
     landing_settle_seconds: float = Field(default=5.0, ge=0)
+    # How often the landing and automation sensors tick (Dagster's default is 30 s).
+    sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)
     drift_window_days: int = Field(default=7, ge=1)
     drift_cron: str = "0 * * * *"
     retrain_cron: str = "0 3 * * 1"

@@ -2,6 +2,11 @@
 
 import dagster as dg
 
+from pdm_assets.settings import get_settings
+
+# Read when the code location loads, like the crons: a sensor's interval is part of its definition.
+SENSOR_INTERVAL_SECONDS = get_settings().sensor_interval_seconds
+
 # eager() alone would also run after an upstream blocking check failed.
 SAFE_EAGER = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
@@ -45,6 +50,6 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     description="Evaluates every asset's automation condition: refreshes after new data, retrains after drift.",
 )

@@ -57,7 +57,8 @@ def run_plan(plan: FanoutPlan, work: Path, timeout_s: float) -> dict[str, Any]:
     from pdm_assets_tests.support.postgres import running_cluster
 
     data = write_fleet(work / "data", plan.machines, plan.days)
-    settings = {"PDM_DATA_SOURCE": "local", "PDM_DATA_DIR": str(data.folder)}
+    # The backfill alone: the automation sensor ticks once at the start (nothing to do yet), then not again.
+    settings = {"PDM_DATA_SOURCE": "local", "PDM_DATA_DIR": str(data.folder), "PDM_SENSOR_INTERVAL_SECONDS": "3600"}
     if plan.storage == "local":
         settings["PDM_STORAGE_URI"] = str(work / "store")
     fleet = Fleet(machines=plan.machines, days=plan.days, groups=plan.groups, max_concurrent_runs=MAX_CONCURRENT_RUNS,

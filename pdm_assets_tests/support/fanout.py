@@ -329,6 +329,7 @@ def project_env(fleet: Fleet, endpoint: str, mlflow_url: str, home: Path, landin
         "PDM_STORAGE_URI": f"s3://{BUCKET}/assets",
         "PDM_LANDING_DIR": landing,
         "PDM_LANDING_SETTLE_SECONDS": "0",
+        "PDM_SENSOR_INTERVAL_SECONDS": "5",
         "PDM_MLFLOW_TRACKING_URI": mlflow_url,
         "PDM_MLFLOW_ARTIFACT_LOCATION": f"s3://{BUCKET}/mlflow",
         **fleet.settings,

@@ -4,6 +4,7 @@ import time
 
 import dagster as dg
 
+from pdm_assets.defs.automation import SENSOR_INTERVAL_SECONDS
 from pdm_assets.defs.resources import ProjectSettings
 from pdm_assets.lib.data.landing import reject, scan_landing
 from pdm_assets.lib.data.landing_groups import CheckedFile, check_landed_file, files_by_group
@@ -36,7 +37,7 @@ def _run_state(instance: dg.DagsterInstance, request: Request) -> RunState:
 
 @dg.sensor(
     job=ingest_landed_files,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches PDM_LANDING_DIR; good files are appended, bad ones moved to rejected/ with a reason.",
 )
