@@ -10,6 +10,29 @@ SENSOR_INTERVAL_SECONDS = get_settings().sensor_interval_seconds
 # eager() alone would also run after an upstream blocking check failed.
 SAFE_EAGER = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
+# A new model version reaches the gate one step at a time: baselines are fitted beside it, then every group is
+# scored with both, then the scores are aggregated, then the gate judges that evaluation. eager() would request the
+# whole chain in one tick (a dependency that "will be requested" counts as updated), and Dagster launches a
+# per-group step and a fleet step as separate runs with no order between them; so each step here waits for its
+# predecessor to have been materialized, and ignores the model itself.
+def after_materialized(ignored: tuple[str, ...]) -> dg.AutomationCondition:
+    skip = dg.AssetSelection.assets(*ignored)
+    return (
+        dg.AutomationCondition.in_latest_time_window()
+        & dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated()).ignore(skip)
+        .since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("after its predecessor")
+
+
+BESIDE_THE_MODEL = after_materialized(("training_sample",))  # refitted for a new version, not for new data
+AFTER_BASELINES = after_materialized(("model",))
+AFTER_SCORES = after_materialized(("model", "baselines", "validated_failures"))  # the scores follow the failures
+AFTER_EVALUATION = after_materialized(("model", "training_sample", "validated_failures"))
+
 # The bento is rebuilt when the promotion asset's data version (the champion version) changes, or when missing.
 CHAMPION_MOVED = (
     dg.AutomationCondition.on_missing()

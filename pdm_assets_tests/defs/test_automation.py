@@ -68,3 +68,31 @@ def test_a_failed_blocking_check_stops_the_refresh(small_fleet: dg.Definitions) 
         report_check(instance, "validated_telemetry", "structure", passed=True)
         third = dg.evaluate_automation_conditions(small_fleet, instance, cursor=second.cursor)
         assert "features" in requested(third)
+
+
+def materialized(instance: dg.DagsterInstance, *assets: str) -> None:
+    for asset in assets:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset))
+
+
+def test_a_new_model_version_reaches_the_gate_one_step_at_a_time(small_fleet: dg.Definitions) -> None:
+    """Baselines, then every group's scores, then the evaluation, then the gate: none starts beside the model on
+    its predecessor's output of the previous version (scored_rows and promotion refuse such a mix)."""
+    chain = ("baselines", "scored_rows", "evaluation", "promotion")
+    with dg.instance_for_test() as instance:
+        upstream = [key.to_user_string() for key in small_fleet.resolve_all_asset_keys()
+                    if key.to_user_string() not in (*chain, "model")]
+        materialized(instance, *upstream, "model", *chain)
+        for table in ("telemetry", "errors", "maint", "failures", "machines"):
+            report_check(instance, f"validated_{table}", "structure", passed=True)
+        cursor = dg.evaluate_automation_conditions(small_fleet, instance).cursor
+        for updated, expected in (("model", "baselines"), ("baselines", "scored_rows"),
+                                  ("scored_rows", "evaluation"), ("evaluation", "promotion")):
+            materialized(instance, updated)
+            result = dg.evaluate_automation_conditions(small_fleet, instance, cursor=cursor)
+            cursor = result.cursor
+            assert requested(result) & set(chain) == {expected}, (updated, requested(result))
+
+        materialized(instance, "training_sample")  # new data in a group: the model stays, so do its baselines
+        result = dg.evaluate_automation_conditions(small_fleet, instance, cursor=cursor)
+        assert "baselines" not in requested(result)

@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 from threadpoolctl import threadpool_limits
 
-from pdm_assets.defs.automation import SAFE_EAGER
+from pdm_assets.defs.automation import AFTER_SCORES
 from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.partitions import PerGroup
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
@@ -23,7 +23,7 @@ HEADLINE = ("row_pr_auc", "row_f1", "event_recall", "false_alarms_per_100_machin
             "threshold", "positive_rate")
 
 
-@dg.asset(group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=SAFE_EAGER)
+@dg.asset(group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=AFTER_SCORES)
 def evaluation(
     context: dg.AssetExecutionContext,
     settings: ProjectSettings,

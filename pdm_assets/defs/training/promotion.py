@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from pdm_assets.defs.automation import SAFE_EAGER
+from pdm_assets.defs.automation import AFTER_EVALUATION
 from pdm_assets.defs.partitions import PerGroup
 from pdm_assets.defs.resources import MLflowResource, ProjectSettings
 from pdm_assets.lib.data.groups import combined
@@ -21,7 +21,7 @@ from pdm_assets.settings import Settings
 GROUP = "training"
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow"}, automation_condition=SAFE_EAGER)
+@dg.asset(group_name=GROUP, kinds={"mlflow"}, automation_condition=AFTER_EVALUATION)
 def promotion(
     context: dg.AssetExecutionContext,
     settings: ProjectSettings,
@@ -34,6 +34,9 @@ def promotion(
     """Move the `champion` alias to the new version only if both heads pass the gate; record why either way.
     The heads are compared on the validation rows of the training sample (every row, with one machine group)."""
     config = settings.get()
+    if evaluation.get("model_version") != model.version:  # judged on another version's figures: refuse
+        raise dg.Failure(f"the evaluation is of model version {evaluation.get('model_version')}, the model is "
+                         f"version {model.version}: materialize the evaluation first (the automation does it next)")
     table = combined(training_sample)
     validated_failures = combined(validated_failures)
     version = model.version

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from pdm_assets.defs.automation import SAFE_EAGER, TRAINING_POOL
+from pdm_assets.defs.automation import AFTER_BASELINES, BESIDE_THE_MODEL, TRAINING_POOL
 from pdm_assets.defs.logs import lib_progress
 from pdm_assets.defs.partitions import PerGroup, machine_group_partitions
 from pdm_assets.defs.resources import ProjectSettings
@@ -62,8 +62,8 @@ def scored_rows(
 @dg.definitions
 def scoring_definitions() -> dg.Definitions:
     partitions = machine_group_partitions(get_settings().machine_groups)
-    fleet = dg.asset(name="baselines", group_name=GROUP, kinds={"sklearn"}, automation_condition=SAFE_EAGER,
+    fleet = dg.asset(name="baselines", group_name=GROUP, kinds={"sklearn"}, automation_condition=BESIDE_THE_MODEL,
                      pool=TRAINING_POOL)(baselines)
-    per_group = dg.asset(name="scored_rows", group_name=GROUP, kinds={"pandas"}, automation_condition=SAFE_EAGER,
+    per_group = dg.asset(name="scored_rows", group_name=GROUP, kinds={"pandas"}, automation_condition=AFTER_BASELINES,
                          partitions_def=partitions)(scored_rows)
     return dg.Definitions(assets=[fleet, per_group])
