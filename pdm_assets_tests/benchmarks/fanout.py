@@ -53,7 +53,6 @@ SMOKE_PLANS = (FanoutPlan(12, 120, 3, "s3"),)
 def run_plan(plan: FanoutPlan, work: Path, timeout_s: float) -> dict[str, Any]:
     """The plan's backfill, measured: wall time, every run's peak RSS and time, per group, the fan-in steps."""
     from pdm_assets_tests.support.fanout import Fleet, fanout_stack
-
     from pdm_assets_tests.support.postgres import running_cluster
 
     data = write_fleet(work / "data", plan.machines, plan.days)

@@ -96,16 +96,18 @@ def test_a_later_run_loads_from_the_object_store_what_an_earlier_run_stored(
     alone = run_elsewhere(tmp_path / "run_without_store", {}, assets="labels")
     assert not alone["success"] and alone["materialized"] == {}
 
-    training = run_elsewhere(tmp_path / "training_run", storage, assets="labels,model")
+    training = run_elsewhere(tmp_path / "training_run", storage, assets="labels,training_sample,model")
     assert training["success"], training["errors"]
-    assert set(training["materialized"]) == {"labels", "model"}, "only the selection runs: inputs are loaded"
+    assert set(training["materialized"]) == {"labels", "training_sample", "model"}, "only the selection runs"
     labels = training["materialized"]["labels"]
     assert {k: labels[k] for k in ("dagster/row_count", "machines", "start", "end")} == {
         k: features[k] for k in ("dagster/row_count", "machines", "start", "end")
     }
-    assert stored_keys(s3_endpoint) - after_ingest == {f"{PREFIX}/labels.parquet", f"{PREFIX}/model.pkl"}
+    assert stored_keys(s3_endpoint) - after_ingest == {f"{PREFIX}/{key}" for key in (
+        "labels.parquet", "training_sample.parquet", "model.pkl")}
     # Dagster's default IO manager would have written <DAGSTER_HOME>/storage/<asset key> (the runs' compute logs
     # are there too).
-    for run, keys in (("ingest_run", ["features", "raw_provenance"]), ("training_run", ["labels", "model"])):
+    trained = ["labels", "training_sample", "model"]
+    for run, keys in (("ingest_run", ["features", "raw_provenance"]), ("training_run", trained)):
         local = tmp_path / run / "dagster_home" / "storage"
         assert not [key for key in keys if (local / key).exists()], "values went to the bucket only"

@@ -32,9 +32,10 @@ GROUP = "training"
 def model_asset(retrain_cron: str) -> dg.AssetsDefinition:
     """The `model` asset, retrained after a failed drift check or on the cron the settings name."""
 
-    # prediction_outcomes is a dependency for its realized_recall check only: its failure requests a retrain.
+    # features and prediction_outcomes are dependencies for their checks only (drift, realized_recall): a failure
+    # of either requests a retrain. The model reads the features through each group's training sample.
     @dg.asset(name="model", group_name=GROUP, kinds={"sklearn", "mlflow"}, automation_condition=retrain(retrain_cron),
-              deps=[OUTCOMES], pool=TRAINING_POOL)
+              deps=["features", OUTCOMES], pool=TRAINING_POOL)
     def model(
         context: dg.AssetExecutionContext,
         settings: ProjectSettings,
