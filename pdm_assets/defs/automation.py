@@ -23,6 +23,9 @@ def after_materialized(ignored: tuple[str, ...]) -> dg.AutomationCondition:
         .since_last_handled()
         & ~dg.AutomationCondition.any_deps_missing()
         & ~dg.AutomationCondition.any_deps_in_progress()
+        # nor in a tick that also requests one of its inputs (a retrain during a data refresh): Dagster could put
+        # both in one run, this step after that input but before the steps between them
+        & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested())
         & ~dg.AutomationCondition.in_progress()
         & dg.AutomationCondition.all_deps_blocking_checks_passed()
     ).with_label("after its predecessor")

@@ -95,4 +95,11 @@ def test_a_new_model_version_reaches_the_gate_one_step_at_a_time(small_fleet: dg
 
         materialized(instance, "training_sample")  # new data in a group: the model stays, so do its baselines
         result = dg.evaluate_automation_conditions(small_fleet, instance, cursor=cursor)
+        cursor = result.cursor
         assert "baselines" not in requested(result)
+
+        # A retrain lands while a group's refreshed scores wait for their evaluation: the evaluation waits for the
+        # new version's baselines and scores instead of running beside the baselines on the old scores.
+        materialized(instance, "scored_rows", "model")
+        result = dg.evaluate_automation_conditions(small_fleet, instance, cursor=cursor)
+        assert requested(result) & set(chain) == {"baselines"}, requested(result)
