@@ -226,8 +226,7 @@ def _read_frame(path: Path, group: Group = WHOLE_FLEET) -> pd.DataFrame:
         raise DataSourceError(
             f"{path} cannot be read as a table: {error}; replace or remove the file"
         ) from error
-    frame.columns = [str(name).strip() for name in frame.columns]
-    return frame
+    return _header_stripped(frame)
 
 
 def _read_group_rows(path: Path, group: Group) -> pd.DataFrame:
